@@ -1,0 +1,78 @@
+"""One settings object for the whole of Vigil, read from `VIGIL_*` environment variables.
+
+Every limit that protects Vigil from hostile input lives here so operators can see and tune
+them in one place (docs/configuration.md lists them all).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MediaLimits(BaseModel):
+    """Limits applied before and while decoding any file from outside.
+
+    A plain model (not read from the environment) so worker processes receive exactly the
+    limits their parent was configured with.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    max_file_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Largest file read.")
+    max_image_pixels: int = Field(
+        100_000_000, gt=0, description="Largest image (width x height); guards decompression bombs."
+    )
+    max_video_seconds: float = Field(4 * 3600.0, gt=0, description="Longest video hashed.")
+    max_video_frames: int = Field(500_000, gt=0, description="Most video frames decoded.")
+    video_timeout_seconds: float = Field(
+        600.0, gt=0, description="Wall-clock budget for decoding one video."
+    )
+    fast_decode: bool = Field(
+        True,
+        description=(
+            "Decode large JPEGs at a reduced DCT scale and hash at 512 px on the short side;"
+            " turn off for hashes identical to a full-resolution decode."
+        ),
+    )
+    fast_decode_short_side: int = Field(
+        512, ge=64, description="Short side kept by the fast decode."
+    )
+
+
+class Settings(BaseSettings, MediaLimits):
+    """Everything configurable. Environment variables are `VIGIL_<FIELD>` in upper case."""
+
+    model_config = SettingsConfigDict(env_prefix="VIGIL_", extra="ignore")
+
+    home: Path = Field(Path("vigil-data"), description="Data directory (database, evidence).")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default is SQLite at `$VIGIL_HOME/vigil.db`."
+    )
+    vpdq_seconds_per_hash: float = Field(
+        1.0, ge=0, description="vPDQ sampling interval in seconds; 0 hashes every frame."
+    )
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in force: the configured one or the embedded SQLite default."""
+        return self.database_url or f"sqlite:///{self.home / 'vigil.db'}"
+
+    @property
+    def media_limits(self) -> MediaLimits:
+        """Only the media limits, a small picklable object for worker processes."""
+        return MediaLimits(**self.model_dump(include=set(MediaLimits.model_fields)))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
