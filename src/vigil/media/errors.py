@@ -34,6 +34,10 @@ class MediaError(Exception):
         self.code = code
         self.message = message
 
+    def __reduce__(self) -> tuple[type[MediaError], tuple[ErrorCode, str]]:
+        # Results cross process boundaries; the default would call __init__ with one argument.
+        return (MediaError, (self.code, self.message))
+
     def as_dict(self) -> dict[str, str]:
         """The `error` object of a hash record."""
         return {"code": self.code.value, "message": self.message}

@@ -1,0 +1,18 @@
+"""The `vigil` command line: one command group per room, each a thin layer over its service."""
+
+from __future__ import annotations
+
+import typer
+
+from vigil.cli.demo import demo
+from vigil.cli.hash import hash_command
+
+app = typer.Typer(
+    name="vigil",
+    help="Vigil: hash, match, review, report, preserve and answer legal process.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("hash")(hash_command)
+app.command("demo")(demo)

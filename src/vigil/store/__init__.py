@@ -1,0 +1,51 @@
+"""The storage room: SQLAlchemy models, Alembic migrations and the engine/session helpers.
+
+SQLite (WAL) under `VIGIL_HOME` by default, PostgreSQL in production; both are migrated by
+Alembic only. Other rooms take a `Session` and stay dialect-neutral.
+"""
+
+from vigil.store.db import (
+    Database,
+    alembic_config,
+    current_revision,
+    downgrade,
+    head_revision,
+    make_engine,
+    migrate,
+    normalise_url,
+    open_database,
+    session_factory,
+)
+from vigil.store.models import Base, Content, ContentSignal, value_digest
+from vigil.store.repository import (
+    SignalInput,
+    SignalLike,
+    find_signals,
+    get_content,
+    record_hashes,
+)
+from vigil.store.types import UTCDateTime, utcnow
+
+__all__ = [
+    "Base",
+    "Content",
+    "ContentSignal",
+    "Database",
+    "SignalInput",
+    "SignalLike",
+    "UTCDateTime",
+    "alembic_config",
+    "current_revision",
+    "downgrade",
+    "find_signals",
+    "get_content",
+    "head_revision",
+    "make_engine",
+    "migrate",
+    "normalise_url",
+    "open_database",
+    "record_hashes",
+    "session_factory",
+    "utcnow",
+    "value_digest",
+]
