@@ -58,6 +58,7 @@ def write_video(
     """Encode frames with PyAV into the container named by the file extension."""
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=Fraction(fps))
+        assert isinstance(stream, av.VideoStream)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
         for array in frames:
@@ -72,14 +73,17 @@ def make_demo_media(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     original = synthetic_image(1600, 1000, seed=1)
-    for name, image, options in (
-        ("landscape.jpg", original, {"quality": 90}),
-        ("landscape-small.png", original.resize((640, 400)), {}),
-        ("landscape-rotated.webp", original.transpose(Image.Transpose.ROTATE_90), {"quality": 85}),
-        ("pattern.jpg", synthetic_image(800, 800, seed=2), {"quality": 92}),
-        ("pattern.gif", synthetic_image(320, 240, seed=3).convert("P"), {}),
+    for name, image, quality in (
+        ("landscape.jpg", original, 90),
+        ("landscape-small.png", original.resize((640, 400)), None),
+        ("landscape-rotated.webp", original.transpose(Image.Transpose.ROTATE_90), 85),
+        ("pattern.jpg", synthetic_image(800, 800, seed=2), 92),
+        ("pattern.gif", synthetic_image(320, 240, seed=3).convert("P"), None),
     ):
-        image.save(folder / name, **options)
+        if quality:
+            image.save(folder / name, quality=quality)
+        else:
+            image.save(folder / name)
         written.append(folder / name)
     broken = folder / "broken.jpg"
     broken.write_bytes((folder / "landscape.jpg").read_bytes()[:4000])

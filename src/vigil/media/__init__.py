@@ -4,7 +4,7 @@ Knows nothing of the database or the web; every failure is a `MediaError` with a
 """
 
 from vigil.media.errors import ErrorCode, MediaError
-from vigil.media.source import MediaFile, open_media
 from vigil.media.sniff import MediaType
+from vigil.media.source import MediaFile, open_media
 
 __all__ = ["ErrorCode", "MediaError", "MediaFile", "MediaType", "open_media"]

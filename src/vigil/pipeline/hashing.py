@@ -16,7 +16,8 @@ from typing import Any
 
 from vigil.config import MediaLimits
 from vigil.media import ErrorCode, MediaError, MediaType, open_media
-from vigil.signals import SIGNAL_TYPES, Signal, get_signal_type
+from vigil.signals import SIGNAL_TYPES, Signal, SignalType, get_signal_type
+from vigil.signals.vpdq import VPDQSignal
 
 DEFAULT_SIGNALS: dict[MediaType, tuple[str, ...]] = {
     MediaType.IMAGE: ("md5", "sha256", "pdq"),
@@ -38,15 +39,13 @@ class HashOptions:
             get_signal_type(name)  # unknown names fail here, before any file is read
 
     def wanted(self, media_type: MediaType | None) -> tuple[str, ...]:
-        """The signals to compute for a file of this type (exact ones for unknown types)."""
+        """The signals to compute for a file of this type (only exact ones for unknown types)."""
         if media_type is None:
-            candidates = EXACT_SIGNALS
-        else:
-            candidates = self.signals or DEFAULT_SIGNALS[media_type]
+            return tuple(n for n in (self.signals or EXACT_SIGNALS) if n in EXACT_SIGNALS)
         return tuple(
             name
-            for name in candidates
-            if media_type is None or media_type in SIGNAL_TYPES[name].media_types
+            for name in self.signals or DEFAULT_SIGNALS[media_type]
+            if media_type in SIGNAL_TYPES[name].media_types
         )
 
 
@@ -107,10 +106,9 @@ def hash_file(path: Path, limits: MediaLimits, options: HashOptions) -> HashReco
     return record
 
 
-def _signal_type(name: str, options: HashOptions) -> Any:
+def _signal_type(name: str, options: HashOptions) -> SignalType:
+    """The registered signal type, or vPDQ at the sampling interval these options ask for."""
     if name == "vpdq":
-        from vigil.signals.vpdq import VPDQSignal
-
         return VPDQSignal(seconds_per_hash=options.vpdq_seconds_per_hash)
     return get_signal_type(name)
 
@@ -133,11 +131,8 @@ def hash_files(
     try:
         iterator = iter(paths)
         while True:
-            while len(pending) < window:
-                path = next(iterator, None)
-                if path is None:
-                    break
-                pending.append((path, pool.submit(hash_file, path, limits, options)))
+            while len(pending) < window and (queued := next(iterator, None)) is not None:
+                pending.append((queued, pool.submit(hash_file, queued, limits, options)))
             if not pending:
                 return
             path, future = pending.pop(0)
