@@ -34,8 +34,9 @@ class MediaLimits(BaseModel):
     fast_decode: bool = Field(
         True,
         description=(
-            "Decode large JPEGs at a reduced DCT scale and hash at 512 px on the short side;"
-            " turn off for hashes identical to a full-resolution decode."
+            "Decode large JPEGs' luma at a reduced DCT scale (short side >= 512) and compute"
+            " PDQ's 64x64 downsample from it, within a few bits of the full decode; turn off"
+            " for hashes identical to a full-resolution decode."
         ),
     )
     fast_decode_short_side: int = Field(
@@ -54,6 +55,17 @@ class Settings(BaseSettings, MediaLimits):
     )
     vpdq_seconds_per_hash: float = Field(
         1.0, ge=0, description="vPDQ sampling interval in seconds; 0 hashes every frame."
+    )
+    bank_import_max_bytes: int = Field(
+        4 * 1024**3, gt=0, description="Largest hash-list file `vigil bank import` reads."
+    )
+    bank_import_max_line_chars: int = Field(
+        65_536, gt=0, description="Longest line of a text hash list (CSV, TSV, plain)."
+    )
+    bank_import_max_value_chars: int = Field(
+        8 * 1024**2,
+        gt=0,
+        description="Longest single value or field in an imported hash list (a vPDQ value).",
     )
 
     @field_validator("home")

@@ -3,15 +3,19 @@
 Two routes:
 - exact: `Image.open(f).convert("RGB")` at full resolution, the route the reference hashes in
   `conformance/pdq/expected.csv` were made with, so the hash is bit-identical;
-- fast (large JPEGs only): decode only the luma at the smallest DCT scale that keeps the short
-  side >= the configured size, then downscale to that size. The reference's own tool also
-  hashes at 512 px; the drift is measured by the conformance tests (docs/performance.md).
+- fast (large JPEGs only): decode only the luma, at the smallest DCT scale that keeps the
+  short side >= the configured size, and compute from it the 64 x 64 grid that PDQ itself
+  would sample from its blurred full-resolution luma. PDQ (the reference C++) then hashes
+  that grid: its own blur of a 64 x 64 input is the identity, so everything after the
+  downsample (DCT, median, bits, quality) is the reference's. The drift to the exact route
+  is measured by the conformance tests (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +29,20 @@ from vigil.media.errors import ErrorCode, MediaError
 pillow_heif.register_heif_opener()
 
 Pixels = NDArray[np.uint8]
-"""An H x W x 3 uint8 array (possibly a read-only broadcast view of one luma plane)."""
+"""An H x W x 3 uint8 array: the decoded RGB image, or on the fast route a read-only
+64 x 64 x 3 broadcast view of PDQ's luma samples (which pdqhash hashes as they are)."""
+
+_FAST_FORMATS = frozenset({"JPEG", "MPO"})
+"""Formats whose decoder can scale in the DCT domain and hand out the luma alone."""
+
+_PDQ_GRID = 64
+"""PDQ samples its blurred luma at 64 x 64 points."""
+
+_PDQ_WINDOW_DIVISOR = 128
+"""PDQ's box-filter window along an axis of n pixels is ceil(n / 128) (two passes)."""
+
+_BLOCKS_PER_WINDOW = 4
+"""Pre-average blocks no wider than a quarter of PDQ's window (drift <= 4 bits measured)."""
 
 
 def open_image(path: Path, limits: MediaLimits) -> Image.Image:
@@ -54,13 +71,18 @@ def open_image(path: Path, limits: MediaLimits) -> Image.Image:
 
 
 def load_pdq_pixels(path: Path, limits: MediaLimits, *, fast: bool) -> Pixels:
-    """Decode `path` into the pixels to hash with PDQ, by the exact or the fast route."""
+    """Decode `path` into the pixels to hash with PDQ, by the exact or the fast route.
+
+    `fast` takes the fast route for large JPEGs only (see the module's docstring); every other
+    image, and every image when `fast` is false, is decoded exactly.
+    """
     image = open_image(path, limits)
     try:
         with image:
             if fast and _wants_fast_route(image, limits.fast_decode_short_side):
                 return _fast_luma(image, limits.fast_decode_short_side)
-            return np.asarray(image.convert("RGB"))
+            # convert("RGB") of an RGB image is a copy of the same pixels: skip it.
+            return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     except MediaError:
         raise
     except MemoryError as exc:
@@ -70,24 +92,84 @@ def load_pdq_pixels(path: Path, limits: MediaLimits, *, fast: bool) -> Pixels:
 
 
 def _wants_fast_route(image: Image.Image, short_side: int) -> bool:
-    return image.format == "JPEG" and min(image.size) > short_side
+    return image.format in _FAST_FORMATS and min(image.size) > short_side
 
 
 def _fast_luma(image: Image.Image, short_side: int) -> Pixels:
-    width, height = image.size
-    scale = short_side / min(width, height)
-    # draft() picks the smallest DCT scale (1/1, 1/2, 1/4, 1/8) at least this large.
-    image.draft("L", (math.ceil(width * scale), math.ceil(height * scale)))
-    luma = image.convert("L")
-    if min(luma.size) > short_side:
-        scale = short_side / min(luma.size)
-        target = (max(1, round(luma.width * scale)), max(1, round(luma.height * scale)))
-        luma = luma.resize(target, Image.Resampling.BILINEAR)
-    plane = np.asarray(luma)
+    """PDQ's 64 x 64 downsample of the full-resolution luma, from a reduced-scale decode.
+
+    PDQ blurs the luma with two passes of a box of ceil(n / 128) pixels along each axis and
+    keeps the 64 x 64 samples at floor((k + 0.5) * n / 64). Each sample is therefore a fixed
+    weighted sum of the pixels; we evaluate those sums on the decoded luma, first averaged
+    (Pillow's `reduce`) in blocks of at most a quarter window so the work is small.
+    """
+    full = image.size
+    scale = short_side / min(full)
+    # draft() picks the smallest DCT scale (1/1, 1/2, 1/4, 1/8) that keeps at least this size,
+    # and for YCbCr JPEGs makes libjpeg output the Y channel alone (PDQ's luma coefficients).
+    image.draft("L", (math.ceil(full[0] * scale), math.ceil(full[1] * scale)))
+    if image.mode == "L":
+        image.load()
+        luma = image
+    else:  # CMYK and other JPEGs: Pillow's own conversion, as the exact route's RGB
+        luma = image.convert("L")
+    dct_scale = _dct_scale(full, luma.size)
+    factors = tuple(
+        max(1, _pdq_window(length) // (_BLOCKS_PER_WINDOW * dct_scale)) for length in full
+    )
+    reduced = luma.reduce((factors[0], factors[1])) if factors != (1, 1) else luma
+    plane = np.asarray(reduced, dtype=np.float32)
+    rows = _pdq_weights(full[1], dct_scale * factors[1], plane.shape[0])
+    cols = _pdq_weights(full[0], dct_scale * factors[0], plane.shape[1])
+    grid = rows @ (plane @ cols.T)
+    samples = np.clip(np.rint(grid), 0, 255).astype(np.uint8)
     # PDQ's luma of (g, g, g) is g: a zero-stride view hands it three channels for free.
     return np.lib.stride_tricks.as_strided(
-        plane, shape=(*plane.shape, 3), strides=(*plane.strides, 0), writeable=False
+        samples, shape=(*samples.shape, 3), strides=(*samples.strides, 0), writeable=False
     )
+
+
+def _pdq_window(length: int) -> int:
+    return (length + _PDQ_WINDOW_DIVISOR - 1) // _PDQ_WINDOW_DIVISOR
+
+
+def _dct_scale(full: tuple[int, int], decoded: tuple[int, int]) -> int:
+    """The JPEG decoder's DCT scale denominator: decoded = ceil(full / scale)."""
+    for scale in (1, 2, 4, 8):
+        if all(-(-length // scale) == size for length, size in zip(full, decoded, strict=True)):
+            return scale
+    return max(1, round(max(full) / max(decoded)))
+
+
+@lru_cache(maxsize=128)
+def _pdq_weights(length: int, block: int, blocks: int) -> NDArray[np.float32]:
+    """Weights (64 x `blocks`) giving PDQ's 64 blurred samples along an axis of `length`
+    pixels from the means of consecutive blocks of `block` pixels.
+
+    Mirrors the reference's `box1DFloat` (window w, output i averages the inputs
+    [i - (w - h), i + h - 1] clipped to the axis, h = (w + 2) // 2), applied twice, and its
+    `decimateFloat` (sample k at int((k + 0.5) * length / 64)). A block's weight is the sum of
+    its pixels' weights, exact wherever the luma is flat within a block.
+    """
+    window = _pdq_window(length)
+    half = (window + 2) // 2
+    index = np.arange(length)
+    first = np.maximum(index - (window - half), 0)
+    count = np.minimum(index + half - 1, length - 1) - first + 1
+    weights = np.zeros((_PDQ_GRID, blocks))
+    for k in range(_PDQ_GRID):
+        sample = int(((k + 0.5) * length) / _PDQ_GRID)
+        taps = np.arange(first[sample], first[sample] + count[sample])  # first-pass outputs
+        share = 1.0 / (count[sample] * count[taps])
+        lo = int(first[taps[0]]) // block
+        hi = min(int(first[taps[-1]] + count[taps[-1]] - 1) // block, blocks - 1)
+        edges = np.minimum(np.arange(lo, hi + 2) * block, length)
+        # Weight of the pixels left of each block edge, then per block by difference.
+        covered = np.clip(edges[None, :] - first[taps][:, None], 0, count[taps][:, None])
+        weights[k, lo : hi + 1] = np.diff(share @ covered)
+    result = weights.astype(np.float32)
+    result.flags.writeable = False
+    return result
 
 
 def _decode_error(exc: BaseException) -> MediaError:

@@ -24,9 +24,9 @@ class MediaFile:
     _digests: dict[str, str] = field(default_factory=dict, repr=False)
 
     def digest(self, algorithm: str) -> str:
-        """Hex digest of the bytes; MD5 and SHA-256 are computed together in one read."""
+        """Hex digest of the bytes; MD5, SHA-1 and SHA-256 are computed together in one read."""
         if algorithm not in self._digests:
-            hashers = {name: hashlib.new(name) for name in ("md5", "sha256")}
+            hashers = {name: hashlib.new(name) for name in ("md5", "sha1", "sha256")}
             hashers.setdefault(algorithm, hashlib.new(algorithm))
             with self.path.open("rb") as stream:
                 while chunk := stream.read(_CHUNK):

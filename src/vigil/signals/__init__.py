@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from vigil.signals.base import Signal, SignalType
-from vigil.signals.exact import MD5Signal, SHA256Signal
+from vigil.signals.exact import MD5Signal, SHA1Signal, SHA256Signal
 from vigil.signals.pdq import PDQSignal
 from vigil.signals.vpdq import VPDQSignal
 
 SIGNAL_TYPES: dict[str, SignalType] = {
-    signal.name: signal for signal in (MD5Signal(), SHA256Signal(), PDQSignal(), VPDQSignal())
+    signal.name: signal
+    for signal in (MD5Signal(), SHA1Signal(), SHA256Signal(), PDQSignal(), VPDQSignal())
 }
 
 

@@ -8,11 +8,23 @@ PhotoDNA plug-in, say) is one class and one registry entry.
 
 from __future__ import annotations
 
+import string
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from vigil.media import MediaFile, MediaType
+
+_HEX_DIGITS = frozenset(string.hexdigits)
+
+
+def parse_hex(text: str, length: int, name: str) -> str:
+    """Normalise a fixed-length hex value from outside (lower case, no surrounding space);
+    ValueError says what is wrong. Every character is checked: no inner spaces slip by."""
+    value = text.strip().lower()
+    if len(value) != length or not _HEX_DIGITS.issuperset(value):
+        raise ValueError(f"{name} must be {length} hexadecimal characters")
+    return value
 
 
 @dataclass(frozen=True)

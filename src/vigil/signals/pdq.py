@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from vigil.media import MediaFile, MediaType
 from vigil.media.images import Pixels, load_pdq_pixels
-from vigil.signals.base import Signal, SignalType
+from vigil.signals.base import Signal, SignalType, parse_hex
 
 PDQ_HEX_LENGTH = 64
 
@@ -66,14 +66,7 @@ class PDQSignal(SignalType):
         return Signal(self.name, value, quality)
 
     def parse(self, text: str) -> str:
-        value = text.strip().lower()
-        if len(value) != PDQ_HEX_LENGTH:
-            raise ValueError(f"pdq must be {PDQ_HEX_LENGTH} hexadecimal characters")
-        try:
-            bytes.fromhex(value)
-        except ValueError:
-            raise ValueError("pdq must be hexadecimal") from None
-        return value
+        return parse_hex(text, PDQ_HEX_LENGTH, self.name)
 
     def distance(self, a: str, b: str) -> int:
         return hamming(a, b)
