@@ -26,6 +26,7 @@ test: setup
 
 bench: setup
 	$(RUN) python benchmarks/hashing.py
+	$(RUN) python benchmarks/robustness.py
 	$(RUN) python benchmarks/index.py $(INDEX_BENCH_ARGS)
 
 lint: setup

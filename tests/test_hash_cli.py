@@ -49,7 +49,7 @@ def media(tmp_path: Path) -> Path:
     image.save(folder / "nested" / "e.webp", lossless=True)
     image.convert("P").save(folder / "nested" / "f.gif")
     pillow_heif.from_pillow(image).save(folder / "nested" / "g.heic", quality=90)
-    write_video(folder / "v.mp4", synthetic_frames(160, 120, 25), fps=10)
+    write_video(folder / "v.mp4", synthetic_frames(320, 240, 25), fps=10)
     return folder
 
 

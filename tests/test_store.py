@@ -37,7 +37,7 @@ SHA_A = "a" * 64
 SHA_B = "b" * 64
 MD5_A = "0" * 32
 PDQ = "f" * 63 + "0"
-TABLES = {"content", "signal"}
+TABLES = {"content", "signal", "bank", "bank_entry", "bank_import"}
 
 
 def _count(session: Session, model: type[Base]) -> int:

@@ -6,6 +6,9 @@ and the test-suite need nothing from outside the repository.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,6 +16,16 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
+from sqlalchemy import select
+
+from vigil.banks import NewEntry, add_entries, create_bank, delete_bank
+from vigil.config import Settings
+from vigil.media import MediaType
+from vigil.pipeline.hashing import HashOptions, hash_files
+from vigil.pipeline.matching import BankMatcher
+from vigil.pipeline.recording import HashRecorder
+from vigil.pipeline.scan import ScanResult, ScanSummary, scan_files, scan_options
+from vigil.store import Bank, open_database
 
 
 def synthetic_image(width: int, height: int, seed: int) -> Image.Image:
@@ -39,21 +52,28 @@ def synthetic_image(width: int, height: int, seed: int) -> Image.Image:
     return image
 
 
-def synthetic_frames(width: int, height: int, count: int) -> list[NDArray[np.uint8]]:
-    """Frames of a pattern that drifts slowly: consecutive frames hash alike, distant ones not."""
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+def synthetic_frames(
+    width: int, height: int, count: int, seed: int = 1001
+) -> list[NDArray[np.uint8]]:
+    """A slow diagonal pan (1/80 of the frame a step, back and forth) across a larger
+    synthetic picture: consecutive frames hash alike, distant ones do not, and the frames
+    survive re-encoding within a few PDQ bits."""
+    canvas = np.asarray(varied_image(seed, width * 2, height * 2))
     frames = []
     for index in range(count):
-        phase = index / 8.0
-        red = 127 + 120 * np.sin(x / 17.0 + phase) * np.cos(y / 23.0 - phase / 2)
-        green = 127 + 120 * np.sin((x + y) / 31.0 - phase)
-        blue = 255 * ((x + index * 3) % width) / width
-        frames.append(np.clip(np.stack([red, green, blue], axis=-1), 0, 255).astype(np.uint8))
+        step = index % 160 if index % 160 < 80 else 160 - index % 160
+        left, top = step * width // 80, step * height // 160
+        frames.append(np.ascontiguousarray(canvas[top : top + height, left : left + width]))
     return frames
 
 
 def write_video(
-    path: Path, frames: list[NDArray[np.uint8]], *, fps: int = 10, codec: str = "mpeg4"
+    path: Path,
+    frames: list[NDArray[np.uint8]],
+    *,
+    fps: int = 10,
+    codec: str = "libx264",
+    bit_rate: int | None = None,
 ) -> Path:
     """Encode frames with PyAV into the container named by the file extension."""
     with av.open(str(path), mode="w") as container:
@@ -61,32 +81,206 @@ def write_video(
         assert isinstance(stream, av.VideoStream)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
+        if bit_rate:
+            stream.bit_rate = bit_rate
         for array in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
         container.mux(stream.encode(None))
     return path
 
 
-def make_demo_media(folder: Path) -> list[Path]:
-    """Write the demo set: a few images in several formats, a near-copy, a rotated copy,
-    a broken file, and a short video."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    original = synthetic_image(1600, 1000, seed=1)
-    for name, image, quality in (
-        ("landscape.jpg", original, 90),
-        ("landscape-small.png", original.resize((640, 400)), None),
-        ("landscape-rotated.webp", original.transpose(Image.Transpose.ROTATE_90), 85),
-        ("pattern.jpg", synthetic_image(800, 800, seed=2), 92),
-        ("pattern.gif", synthetic_image(320, 240, seed=3).convert("P"), None),
-    ):
-        if quality:
-            image.save(folder / name, quality=quality)
+def varied_image(seed: int, width: int = 480, height: int = 360) -> Image.Image:
+    """One of many unrelated pictures: random waves, ramps and shapes (pairwise PDQ distance
+    of 200 of them is above 90 bits, far from the match threshold of 31)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = (np.cos(angle) * x + np.sin(angle) * y) / max(width, height)
+    layers = []
+    for _ in range(3):
+        fx, fy = rng.uniform(1, 12, 2) * 2 * np.pi / np.array([width, height])
+        phase = rng.uniform(0, 2 * np.pi)
+        wave = np.sin(fx * x + fy * y + phase)
+        layers.append(127 + 60 * wave + 60 * ramp * rng.choice([-1, 1]))
+    image = Image.fromarray(np.clip(np.stack(layers, -1), 0, 255).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(4, 12))):
+        x0, x1 = sorted(rng.integers(0, width, 2).tolist())
+        y0, y1 = sorted(rng.integers(0, height, 2).tolist())
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        shape = int(rng.integers(0, 3))
+        if shape == 0:
+            draw.rectangle((x0, y0, x1 + 1, y1 + 1), fill=colour)
+        elif shape == 1:
+            draw.ellipse((x0, y0, x1 + 1, y1 + 1), fill=colour)
         else:
-            image.save(folder / name)
-        written.append(folder / name)
-    broken = folder / "broken.jpg"
-    broken.write_bytes((folder / "landscape.jpg").read_bytes()[:4000])
-    written.append(broken)
-    written.append(write_video(folder / "drift.mp4", synthetic_frames(320, 240, 30)))
-    return written
+            corners = [
+                (int(rng.integers(0, width)), int(rng.integers(0, height))) for _ in range(3)
+            ]
+            draw.polygon(corners, fill=colour)
+    return image
+
+
+def _resize(image: Image.Image) -> Image.Image:
+    return image.resize((image.width * 2 // 3, image.height * 2 // 3), Image.Resampling.LANCZOS)
+
+
+def _greyscale(image: Image.Image) -> Image.Image:
+    return image.convert("L")
+
+
+def _crop(image: Image.Image) -> Image.Image:
+    dx, dy = image.width // 25, image.height // 25
+    return image.crop((dx, dy, image.width - dx, image.height - dy))
+
+
+def _pad(image: Image.Image) -> Image.Image:
+    border = image.width // 8
+    canvas = Image.new("RGB", (image.width + 2 * border, image.height + 2 * border), (0, 0, 0))
+    canvas.paste(image, (border, border))
+    return canvas
+
+
+ALTERATIONS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "resized": _resize,
+    "recompressed": lambda image: image,  # saved below at a low JPEG quality
+    "greyscale": _greyscale,
+    "cropped": _crop,
+    "padded": _pad,
+    "rotated": lambda image: image.transpose(Image.Transpose.ROTATE_90),
+    "mirrored": lambda image: image.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+}
+"""The edits a re-upload typically carries, applied to the demo's known pictures."""
+
+
+@dataclass(frozen=True)
+class DemoSet:
+    """The demo's files: what goes in the bank, and the mixed folder to scan."""
+
+    known: list[Path]
+    known_video: Path
+    uploads: Path
+    altered: dict[str, str]
+    """Upload file name -> the alteration it carries (the rest of the uploads are unrelated)."""
+
+
+def make_demo_set(folder: Path, *, known: int = 50, unrelated: int = 150) -> DemoSet:
+    """Write `known` pictures for a bank, and an uploads folder mixing an altered copy of each
+    with `unrelated` other pictures, a re-encoded copy of a known video and a broken file."""
+    known_dir, uploads = folder / "known", folder / "uploads"
+    for directory in (known_dir, uploads):
+        directory.mkdir(parents=True, exist_ok=True)
+    names = list(ALTERATIONS)
+    known_paths: list[Path] = []
+    altered: dict[str, str] = {}
+    for seed in range(known):
+        image = varied_image(seed)
+        original = known_dir / f"known-{seed:03d}.png"
+        image.save(original)
+        known_paths.append(original)
+        alteration = names[seed % len(names)]
+        copy = ALTERATIONS[alteration](image)
+        name = f"upload-{seed:03d}.jpg"
+        copy.save(uploads / name, quality=30 if alteration == "recompressed" else 88)
+        altered[name] = alteration
+    for seed in range(known, known + unrelated):
+        varied_image(seed).save(uploads / f"upload-{seed:03d}.jpg", quality=88)
+    frames = synthetic_frames(320, 240, 30)
+    known_video = write_video(known_dir / "clip.mp4", frames, fps=10)
+    write_video(uploads / "clip-reencoded.webm", frames, fps=10, codec="libvpx", bit_rate=2_000_000)
+    broken = uploads / "broken.jpg"
+    broken.write_bytes((uploads / "upload-000.jpg").read_bytes()[:2000])
+    return DemoSet(known_paths, known_video, uploads, altered)
+
+
+DEMO_BANK = "demo-known"
+DEMO_SUPPRESS_BANK = "demo-false-positives"
+
+
+@dataclass
+class DemoReport:
+    """What the demo did and found, for the command to print."""
+
+    demo: DemoSet
+    results: list[ScanResult]
+    summary: ScanSummary
+    database_url: str
+
+    def recall_by_alteration(self) -> dict[str, tuple[int, int]]:
+        """Alteration -> (copies matched or suppressed, copies)."""
+        found: dict[str, list[int]] = {name: [0, 0] for name in ALTERATIONS}
+        for result in self.results:
+            alteration = self.demo.altered.get(Path(result.record.path).name)
+            if alteration is None:
+                continue
+            outcome = result.outcome
+            found[alteration][1] += 1
+            found[alteration][0] += bool(outcome.matches or outcome.suppressed)
+        return {name: (hit, total) for name, (hit, total) in found.items()}
+
+    def false_matches(self) -> list[ScanResult]:
+        """Unrelated uploads that matched anything (there should be none)."""
+        return [
+            r
+            for r in self.results
+            if Path(r.record.path).name not in self.demo.altered
+            and r.record.media_type is MediaType.IMAGE
+            and r.outcome.matches
+        ]
+
+
+def run_demo(settings: Settings, *, workers: int = 1) -> DemoReport:
+    """Vigil's main job end to end on synthetic media: bank 50 known pictures and a video,
+    scan a folder of altered copies mixed with unrelated pictures, record everything."""
+    folder = settings.home / "demo"
+    shutil.rmtree(folder, ignore_errors=True)
+    demo = make_demo_set(folder)
+    database = open_database(settings)
+    limits = settings.media_limits
+    known = list(
+        hash_files([*demo.known, demo.known_video], limits, HashOptions(fast_decode=False))
+    )
+    with database.session() as session:
+        for name in (DEMO_BANK, DEMO_SUPPRESS_BANK):
+            if session.scalar(select(Bank.id).where(Bank.name == name)) is not None:
+                delete_bank(session, name)
+        create_bank(
+            session,
+            DEMO_BANK,
+            trust="verified",
+            description="Synthetic pictures and a video the demo generated.",
+            default_classification="synthetic-demo",
+        )
+        create_bank(
+            session,
+            DEMO_SUPPRESS_BANK,
+            kind="suppress",
+            description="Known false positives: a hit here cancels matches to the same file.",
+        )
+        add_entries(
+            session,
+            DEMO_BANK,
+            [
+                NewEntry(name, signal.value, note=Path(record.path).name)
+                for record in known
+                for name, signal in record.signals.items()
+                if name in ("md5", "pdq", "vpdq")
+            ],
+        )
+        # One known picture is declared a false positive: its copy is found but suppressed.
+        suppressed = known[6].signals["pdq"]
+        add_entries(session, DEMO_SUPPRESS_BANK, [NewEntry("pdq", suppressed.value)])
+    with database.session() as session:
+        matcher = BankMatcher.from_database(session)
+    options = scan_options(
+        fast_decode=settings.fast_decode, vpdq_seconds_per_hash=settings.vpdq_seconds_per_hash
+    )
+    recorder = HashRecorder(database)
+    summary = ScanSummary()
+    results = []
+    uploads = sorted(demo.uploads.iterdir())
+    for result in scan_files(uploads, limits, options, matcher, recorder, workers=workers):
+        summary.add(result)
+        results.append(result)
+    recorder.close()
+    return DemoReport(demo, results, summary, settings.effective_database_url)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from vigil.cli.bank import bank_app
 from vigil.cli.demo import demo
 from vigil.cli.hash import hash_command
+from vigil.cli.scan import scan_command
 
 app = typer.Typer(
     name="vigil",
@@ -15,4 +17,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("hash")(hash_command)
+app.command("scan")(scan_command)
 app.command("demo")(demo)
+app.add_typer(bank_app, name="bank")

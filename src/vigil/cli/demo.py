@@ -3,69 +3,45 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
-from vigil.cli.output import render_table
+from vigil.cli.scan import render_matches
 from vigil.config import get_settings
-from vigil.demo import make_demo_media
-from vigil.media.images import load_pdq_pixels
-from vigil.pipeline.hashing import HashOptions, HashRecord, hash_files
-from vigil.pipeline.recording import HashRecorder
-from vigil.signals import get_signal_type
-from vigil.signals.pdq import dihedral_from_pixels
+from vigil.demo import DEMO_BANK, DEMO_SUPPRESS_BANK, run_demo
+from vigil.pipeline.hashing import default_workers
 
 
 def demo() -> None:
-    """Generate benign synthetic images and a video in VIGIL_HOME, hash and record them."""
+    """Bank 50 synthetic pictures and a video, then scan altered copies mixed with unrelated
+    pictures: prints the matches, recall per alteration, and where the database is."""
     settings = get_settings()
-    console = Console(stderr=True)
-    folder = settings.home / "demo"
-    console.print(f"Writing synthetic demo media to {folder}")
-    paths = make_demo_media(folder)
-    options = HashOptions(
-        fast_decode=settings.fast_decode, vpdq_seconds_per_hash=settings.vpdq_seconds_per_hash
-    )
-    recorder = HashRecorder.open(settings)
-    records = []
-    for record in hash_files(paths, settings.media_limits, options, workers=1):
-        recorder.add(record)
-        records.append(record)
-    recorder.close()
-    render_table(records, sys.stdout, relative_to=folder)
-    _print_near_copies(records, console)
-    failed = [r for r in records if r.error]
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(f"Generating synthetic demo media in {settings.home / 'demo'} ...")
+    report = run_demo(settings, workers=default_workers())
+    demo_set = report.demo
     console.print(
-        f"{len(records)} files hashed, {len(failed)} refused with a reason "
-        f"(the demo includes a deliberately truncated JPEG); recorded in "
-        f"{settings.effective_database_url}",
-        soft_wrap=True,
+        f"Bank [bold]{DEMO_BANK}[/]: {len(demo_set.known)} pictures (PDQ + MD5) and a video "
+        f"(vPDQ); suppression bank [bold]{DEMO_SUPPRESS_BANK}[/]: one of them marked as a "
+        "known false positive.\n"
+        f"Scanned {demo_set.uploads}: an altered copy of each banked picture, "
+        f"{len(report.results) - len(demo_set.altered) - 2} unrelated pictures, a re-encoded "
+        "copy of the video and a truncated file.\n"
     )
+    render_matches(report.results, sys.stdout, relative_to=demo_set.uploads)
+    recall = Table(title="Altered copies of banked pictures")
+    for column in ("alteration", "found", "copies"):
+        recall.add_column(column)
+    for alteration, (found, total) in report.recall_by_alteration().items():
+        recall.add_row(alteration, str(found), str(total))
+    console.print(recall)
+    false = report.false_matches()
+    console.print(
+        f"Unrelated pictures matched: {len(false)} (false matches); "
+        f"suppressed by {DEMO_SUPPRESS_BANK}: {report.summary.suppressed}"
+    )
+    console.print(report.summary.line())
+    console.print(f"Everything is recorded in {report.database_url}")
     raise typer.Exit(0)
-
-
-def _print_near_copies(records: list[HashRecord], console: Console) -> None:
-    """Show what PDQ sees: the resized copy is near its original, the rotated copy is near
-    one of the original's dihedral variants, the unrelated picture is far from both."""
-    pdq = get_signal_type("pdq")
-    by_name = {Path(r.path).name: r for r in records}
-    variants, _ = dihedral_from_pixels(
-        load_pdq_pixels(
-            Path(by_name["landscape.jpg"].path), get_settings().media_limits, fast=False
-        )
-    )
-    for name in ("landscape-small.png", "landscape-rotated.webp", "pattern.jpg"):
-        other = by_name[name].value("pdq")
-        if other is None:
-            continue
-        plain = pdq.distance(variants[0], other)
-        best = min(pdq.distance(v, other) for v in variants)
-        verdict = "match" if best <= pdq.default_threshold else "no match"
-        console.print(
-            f"landscape.jpg vs {name}: PDQ distance {plain}, best over the 8 dihedral "
-            f"variants {best} ({verdict} at <= {pdq.default_threshold})",
-            highlight=False,
-            soft_wrap=True,
-        )

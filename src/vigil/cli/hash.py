@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+from vigil.cli.common import (
+    ExactDecodeOption,
+    OutputOption,
+    PathsArgument,
+    WorkersOption,
+    expand_paths,
+    output_stream,
+    progress_bar,
+)
 from vigil.cli.output import OutputFormat, RecordWriter
 from vigil.config import get_settings
 from vigil.pipeline.hashing import HashOptions, default_workers, hash_files
@@ -21,10 +25,7 @@ from vigil.pipeline.recording import HashRecorder
 
 
 def hash_command(
-    paths: Annotated[
-        list[str],
-        typer.Argument(help="Files or directories (walked recursively); - reads paths from stdin."),
-    ],
+    paths: PathsArgument,
     signals: Annotated[
         str | None,
         typer.Option(
@@ -34,18 +35,9 @@ def hash_command(
     fmt: Annotated[
         OutputFormat, typer.Option("--format", help="Output format.")
     ] = OutputFormat.JSONL,
-    workers: Annotated[
-        int | None, typer.Option(min=1, help="Worker processes (default: one per CPU).")
-    ] = None,
-    exact_decode: Annotated[
-        bool,
-        typer.Option(
-            "--exact-decode", help="Full-resolution decode: hashes identical to the reference."
-        ),
-    ] = False,
-    output: Annotated[
-        Path | None, typer.Option(help="Write records here instead of stdout.")
-    ] = None,
+    workers: WorkersOption = None,
+    exact_decode: ExactDecodeOption = False,
+    output: OutputOption = None,
     record: Annotated[
         bool, typer.Option(help="Record content and signals in the database.")
     ] = True,
@@ -63,25 +55,10 @@ def hash_command(
     files = list(expand_paths(paths))
     err = Console(stderr=True)
     recorder = HashRecorder.open(settings) if record else None
-    stream = (
-        output.with_name(output.name + ".partial").open("w", encoding="utf-8")
-        if output
-        else sys.stdout
-    )
-    writer = RecordWriter(stream, fmt)
     failures: Counter[str] = Counter()
     started = time.perf_counter()
-    progress = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=len(files) <= 1 or not err.is_terminal,
-        transient=True,
-    )
-    with progress:
-        task = progress.add_task("hashing", total=len(files))
+    with output_stream(output) as stream, progress_bar(err, len(files), "hashing") as progress:
+        writer = RecordWriter(stream, fmt)
         for result in hash_files(
             files, settings.media_limits, options, workers=workers or default_workers()
         ):
@@ -90,13 +67,10 @@ def hash_command(
                 recorder.add(result)
             if result.error:
                 failures[result.error.code.value] += 1
-            progress.advance(task)
+            progress.advance(progress.task_ids[0])
+        writer.close()
     if recorder:
         recorder.close()
-    writer.close()
-    if output:
-        stream.close()
-        os.replace(stream.name, output)
     elapsed = max(time.perf_counter() - started, 1e-9)
     failed = sum(failures.values())
     detail = ", ".join(f"{code}={n}" for code, n in sorted(failures.items()))
@@ -107,19 +81,3 @@ def hash_command(
         highlight=False,
     )
     raise typer.Exit(1 if failed else 0)
-
-
-def expand_paths(arguments: list[str]) -> Iterator[Path]:
-    """Files named, files under directories (sorted, symlinked directories not followed),
-    and paths read from stdin for `-`. A missing path is yielded so it gets an error record."""
-    for argument in arguments:
-        if argument == "-":
-            yield from (Path(line.rstrip("\n")) for line in sys.stdin if line.strip())
-            continue
-        path = Path(argument)
-        if path.is_dir():
-            for root, dirs, names in os.walk(path):
-                dirs.sort()
-                yield from (Path(root) / name for name in sorted(names))
-        else:
-            yield path

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pillow_heif
@@ -43,6 +46,25 @@ _PDQ_WINDOW_DIVISOR = 128
 
 _BLOCKS_PER_WINDOW = 4
 """Pre-average blocks no wider than a quarter of PDQ's window (drift <= 4 bits measured)."""
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class LumaPlane:
+    """An image's luma (PDQ's 0.299/0.587/0.114, to the grey level) as the means of blocks of
+    full-resolution pixels, fine enough to compute PDQ's 64 x 64 samples from (blocks no wider
+    than a quarter of PDQ's window): the input of the query-side matching tricks
+    (`vigil.signals.pdq_query`).
+
+    `values[j, i]` is the mean of the full-resolution pixels `[i * bx, (i + 1) * bx)` x
+    `[j * by, (j + 1) * by)`, `(bx, by) = block`, clipped to `size` (the last row and column
+    of blocks may cover fewer pixels). Read-only.
+    """
+
+    values: NDArray[np.float32]
+    block: tuple[int, int]
+    size: tuple[int, int]
 
 
 def open_image(path: Path, limits: MediaLimits) -> Image.Image:
@@ -76,13 +98,56 @@ def load_pdq_pixels(path: Path, limits: MediaLimits, *, fast: bool) -> Pixels:
     `fast` takes the fast route for large JPEGs only (see the module's docstring); every other
     image, and every image when `fast` is false, is decoded exactly.
     """
+
+    def decode(image: Image.Image) -> Pixels:
+        if fast and _wants_fast_route(image, limits.fast_decode_short_side):
+            return _fast_luma(image, limits.fast_decode_short_side)
+        # convert("RGB") of an RGB image is a copy of the same pixels: skip it.
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+
+    return _decode(path, limits, decode)
+
+
+def load_pdq_pixels_and_luma(
+    path: Path, limits: MediaLimits, *, fast: bool
+) -> tuple[Pixels, LumaPlane]:
+    """`load_pdq_pixels(path, limits, fast=fast)` (the same pixels, so the same hash) and the
+    image's `LumaPlane`, from one decode.
+
+    On the fast route the plane is the reduced-scale luma decode the 64 x 64 samples are
+    computed from; on the exact route, the luma of the decoded RGB, averaged in blocks of at
+    most a quarter of PDQ's window (none along an axis of up to 896 px).
+    """
+
+    def decode(image: Image.Image) -> tuple[Pixels, LumaPlane]:
+        if fast and _wants_fast_route(image, limits.fast_decode_short_side):
+            plane = _fast_plane(image, limits.fast_decode_short_side)
+            return _grid_from_plane(plane), plane
+        pixels: Pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+        return pixels, luma_plane(pixels)
+
+    return _decode(path, limits, decode)
+
+
+def luma_plane(pixels: Pixels) -> LumaPlane:
+    """The `LumaPlane` of decoded H x W x 3 RGB pixels (at full resolution)."""
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.shape[0] < 1 or pixels.shape[1] < 1:
+        raise ValueError(f"expected H x W x 3 RGB pixels, got shape {pixels.shape}")
+    height, width = pixels.shape[:2]
+    luma = Image.fromarray(np.ascontiguousarray(pixels), "RGB").convert("L")
+    factors = tuple(max(1, _pdq_window(length) // _BLOCKS_PER_WINDOW) for length in (width, height))
+    reduced = luma.reduce((factors[0], factors[1])) if factors != (1, 1) else luma
+    values = np.asarray(reduced, dtype=np.float32)
+    values.flags.writeable = False
+    return LumaPlane(values, (factors[0], factors[1]), (width, height))
+
+
+def _decode(path: Path, limits: MediaLimits, decode: Callable[[Image.Image], _T]) -> _T:
+    """Open `path` within `limits` and decode it with `decode`, every failure a MediaError."""
     image = open_image(path, limits)
     try:
         with image:
-            if fast and _wants_fast_route(image, limits.fast_decode_short_side):
-                return _fast_luma(image, limits.fast_decode_short_side)
-            # convert("RGB") of an RGB image is a copy of the same pixels: skip it.
-            return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+            return decode(image)
     except MediaError:
         raise
     except MemoryError as exc:
@@ -103,6 +168,12 @@ def _fast_luma(image: Image.Image, short_side: int) -> Pixels:
     weighted sum of the pixels; we evaluate those sums on the decoded luma, first averaged
     (Pillow's `reduce`) in blocks of at most a quarter window so the work is small.
     """
+    return _grid_from_plane(_fast_plane(image, short_side))
+
+
+def _fast_plane(image: Image.Image, short_side: int) -> LumaPlane:
+    """The luma decoded at a reduced DCT scale, averaged in blocks of at most a quarter of
+    PDQ's window (see `_fast_luma`)."""
     full = image.size
     scale = short_side / min(full)
     # draft() picks the smallest DCT scale (1/1, 1/2, 1/4, 1/8) that keeps at least this size,
@@ -119,9 +190,16 @@ def _fast_luma(image: Image.Image, short_side: int) -> Pixels:
     )
     reduced = luma.reduce((factors[0], factors[1])) if factors != (1, 1) else luma
     plane = np.asarray(reduced, dtype=np.float32)
-    rows = _pdq_weights(full[1], dct_scale * factors[1], plane.shape[0])
-    cols = _pdq_weights(full[0], dct_scale * factors[0], plane.shape[1])
-    grid = rows @ (plane @ cols.T)
+    plane.flags.writeable = False
+    return LumaPlane(plane, (dct_scale * factors[0], dct_scale * factors[1]), full)
+
+
+def _grid_from_plane(plane: LumaPlane) -> Pixels:
+    """PDQ's 64 x 64 samples of the full-resolution image, from its block means."""
+    full = plane.size
+    rows = _pdq_weights(full[1], plane.block[1], plane.values.shape[0])
+    cols = _pdq_weights(full[0], plane.block[0], plane.values.shape[1])
+    grid = rows @ (plane.values @ cols.T)
     samples = np.clip(np.rint(grid), 0, 255).astype(np.uint8)
     # PDQ's luma of (g, g, g) is g: a zero-stride view hands it three channels for free.
     return np.lib.stride_tricks.as_strided(

@@ -17,6 +17,7 @@ from typing import Any
 from vigil.config import MediaLimits
 from vigil.media import ErrorCode, MediaError, MediaType, open_media
 from vigil.signals import SIGNAL_TYPES, Signal, SignalType, get_signal_type
+from vigil.signals.pdq_query import PDQWithQueriesSignal
 from vigil.signals.vpdq import VPDQSignal
 
 DEFAULT_SIGNALS: dict[MediaType, tuple[str, ...]] = {
@@ -33,6 +34,8 @@ class HashOptions:
     signals: tuple[str, ...] | None = None
     fast_decode: bool = True
     vpdq_seconds_per_hash: float = 1.0
+    pdq_query_variants: bool = False
+    """Also compute PDQ's query-side variants (dihedral, trimmed, ...) for matching."""
 
     def __post_init__(self) -> None:
         for name in self.signals or ():
@@ -107,9 +110,12 @@ def hash_file(path: Path, limits: MediaLimits, options: HashOptions) -> HashReco
 
 
 def _signal_type(name: str, options: HashOptions) -> SignalType:
-    """The registered signal type, or vPDQ at the sampling interval these options ask for."""
+    """The registered signal type, or the variant these options ask for (vPDQ at their
+    sampling interval, PDQ with its query-side variants)."""
     if name == "vpdq":
         return VPDQSignal(seconds_per_hash=options.vpdq_seconds_per_hash)
+    if name == "pdq" and options.pdq_query_variants:
+        return PDQWithQueriesSignal()
     return get_signal_type(name)
 
 

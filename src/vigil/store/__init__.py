@@ -1,12 +1,16 @@
 """The storage room: SQLAlchemy models, Alembic migrations and the engine/session helpers.
 
 SQLite (WAL) under `VIGIL_HOME` by default, PostgreSQL in production; both are migrated by
-Alembic only. Other rooms take a `Session` and stay dialect-neutral.
+Alembic only. Other rooms take a `Session` and stay dialect-neutral. Importing this package
+registers every table on `Base.metadata` (`models`: content and signals; `bank_models`: hash
+banks; `match_models`: scan matches).
 """
 
+from vigil.store.bank_models import Bank, BankEntry, BankImport
 from vigil.store.db import (
     Database,
     alembic_config,
+    begin_immediate,
     current_revision,
     downgrade,
     head_revision,
@@ -16,6 +20,7 @@ from vigil.store.db import (
     open_database,
     session_factory,
 )
+from vigil.store.match_models import Match
 from vigil.store.models import Base, Content, ContentSignal, value_digest
 from vigil.store.repository import (
     SignalInput,
@@ -27,14 +32,19 @@ from vigil.store.repository import (
 from vigil.store.types import UTCDateTime, utcnow
 
 __all__ = [
+    "Bank",
+    "BankEntry",
+    "BankImport",
     "Base",
     "Content",
     "ContentSignal",
     "Database",
+    "Match",
     "SignalInput",
     "SignalLike",
     "UTCDateTime",
     "alembic_config",
+    "begin_immediate",
     "current_revision",
     "downgrade",
     "find_signals",

@@ -93,6 +93,18 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def begin_immediate(session: Session) -> None:
+    """Start `session`'s next transaction holding SQLite's write lock (BEGIN IMMEDIATE).
+
+    For writers that read before they write and commit several times (a batched import):
+    call it right after each commit, before the next transaction touches the database
+    (SQLAlchemy ignores it, with a warning, on a transaction that already has a connection).
+    It changes nothing on PostgreSQL.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection(execution_options={_BEGIN_IMMEDIATE: True})
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions bound to `engine`; objects stay readable after commit (no expire on commit)."""
     return sessionmaker(bind=engine, expire_on_commit=False)
