@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
-from vigil.banks import NewEntry, add_entries, create_bank, set_enabled
+from vigil.banks import NewEntry, add_entries, add_entry, create_bank, disable_entry, set_enabled
 from vigil.cli import app
 from vigil.cli.output import RECORD_KEYS
 from vigil.config import MediaLimits, get_settings
@@ -18,7 +20,7 @@ from vigil.pipeline.hashing import HashOptions, hash_files
 from vigil.pipeline.matching import BankMatcher
 from vigil.pipeline.recording import HashRecorder
 from vigil.pipeline.scan import ScanResult, scan_files, scan_options
-from vigil.store import Content, Database, Match
+from vigil.store import BankEntry, Content, Database, Match, utcnow
 
 LIMITS = MediaLimits()
 
@@ -65,9 +67,10 @@ def bank_values(paths: list[Path]) -> list[NewEntry]:
     return entries
 
 
-def scan(db: Database, paths: list[Path], banks: list[str] | None = None) -> dict[str, ScanResult]:
-    with db.session() as session:
-        matcher = BankMatcher.from_database(session, banks)
+def scan(
+    db: Database, paths: list[Path], banks: list[str] | None = None, cache: Path | None = None
+) -> dict[str, ScanResult]:
+    matcher = BankMatcher.from_database(db, banks, cache_dir=cache)
     recorder = HashRecorder(db)
     options = scan_options(fast_decode=True, vpdq_seconds_per_hash=1.0)
     results = {
@@ -200,3 +203,39 @@ def test_scan_command(
         assert "mirrored.jpg" in table.stdout and "known" in table.stdout
     finally:
         get_settings.cache_clear()
+
+
+def test_index_cache_is_reused_until_the_banks_change(
+    db: Database, media: dict[str, Path], tmp_path: Path
+) -> None:
+    cache = tmp_path / "index-cache"
+    with db.session() as session:
+        create_bank(session, "known")
+        add_entries(session, "known", bank_values([media["known-0"]]))
+    first = BankMatcher.from_database(db, cache_dir=cache)
+    again = BankMatcher.from_database(db, cache_dir=cache)
+    assert (first.from_snapshot, again.from_snapshot) == (False, True)
+    assert scan(db, [media["mirrored"]], cache=cache)["mirrored.jpg"].outcome.matches
+
+    with db.session() as session:  # a new entry: rebuilt, and the new entry is found
+        entry, _ = add_entry(
+            session, "known", "md5", hashlib.md5(media["known-2"].read_bytes()).hexdigest()
+        )
+    assert BankMatcher.from_database(db, cache_dir=cache).from_snapshot is False
+    found = scan(db, [media["known-2"]], cache=cache)["known-2.png"].outcome.matches
+    assert [m.entry_id for m in found] == [entry.id]
+
+    with db.session() as session:  # disabled for an hour: rebuilt without it
+        disable_entry(session, entry.id, utcnow() + timedelta(hours=1))
+    assert scan(db, [media["known-2"]], cache=cache)["known-2.png"].outcome.matches == []
+    assert BankMatcher.from_database(db, cache_dir=cache).from_snapshot is True
+    with db.session() as session:  # the hour is over (without any change to its bank)
+        session.execute(
+            update(BankEntry).where(BankEntry.id == entry.id).values(disabled_until=utcnow())
+        )
+    assert BankMatcher.from_database(db, cache_dir=cache).from_snapshot is False
+    assert scan(db, [media["known-2"]], cache=cache)["known-2.png"].outcome.matches
+
+    (cache / "entries.npz").write_bytes(b"damaged")  # a damaged cache is rebuilt, not trusted
+    rebuilt = BankMatcher.from_database(db, cache_dir=cache)
+    assert rebuilt.from_snapshot is False and len(rebuilt) == 3

@@ -79,6 +79,11 @@ class Settings(BaseSettings, MediaLimits):
         return self.database_url or f"sqlite:///{self.home / 'vigil.db'}"
 
     @property
+    def index_cache_dir(self) -> Path:
+        """Where the match index is cached between runs (rebuilt when the banks change)."""
+        return self.home / "index"
+
+    @property
     def media_limits(self) -> MediaLimits:
         """Only the media limits, a small picklable object for worker processes."""
         return MediaLimits(**self.model_dump(include=set(MediaLimits.model_fields)))

@@ -270,8 +270,7 @@ def run_demo(settings: Settings, *, workers: int = 1) -> DemoReport:
         # One known picture is declared a false positive: its copy is found but suppressed.
         suppressed = known[6].signals["pdq"]
         add_entries(session, DEMO_SUPPRESS_BANK, [NewEntry("pdq", suppressed.value)])
-    with database.session() as session:
-        matcher = BankMatcher.from_database(session)
+    matcher = BankMatcher.from_database(database, cache_dir=settings.index_cache_dir)
     options = scan_options(
         fast_decode=settings.fast_decode, vpdq_seconds_per_hash=settings.vpdq_seconds_per_hash
     )

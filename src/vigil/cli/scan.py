@@ -58,7 +58,7 @@ def scan_command(
         unknown = sorted(set(bank or ()) - known)
         if unknown:
             raise typer.BadParameter(f"no bank named {', '.join(unknown)}", param_hint="--bank")
-        matcher = BankMatcher.from_database(session, bank)
+    matcher = BankMatcher.from_database(database, bank, cache_dir=settings.index_cache_dir)
     files = list(expand_paths(paths))
     options = scan_options(
         fast_decode=settings.fast_decode and not exact_decode,
