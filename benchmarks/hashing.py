@@ -22,38 +22,25 @@ over repetitions is reported. The drift of (c) from (b) is printed below the tab
 
 from __future__ import annotations
 
-import os
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
+import pdqhash
+import PIL
+from PIL import Image, features
+from threatexchange.signal_type.pdq.pdq_hasher import pdq_from_file
 
-def _pin_to_one_cpu() -> int | None:
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
-
-
-PINNED_CPU = _pin_to_one_cpu()
-
-import argparse  # noqa: E402 (pinning must precede numpy's import)
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pdqhash  # noqa: E402
-import PIL  # noqa: E402
-from PIL import Image, features  # noqa: E402
-from threatexchange.signal_type.pdq.pdq_hasher import pdq_from_file  # noqa: E402
-
-from vigil.config import MediaLimits  # noqa: E402
-from vigil.media import open_media  # noqa: E402
-from vigil.signals import get_signal_type  # noqa: E402
-from vigil.signals.pdq import hamming  # noqa: E402
+from _bench import cpu_description  # first: pins this process to one CPU
+from vigil.config import MediaLimits
+from vigil.media import open_media
+from vigil.signals import get_signal_type
+from vigil.signals.pdq import hamming
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
@@ -178,17 +165,9 @@ def describe_drift(set_name: str, drift: dict[str, list[int]]) -> str:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return (
-        f"{cpu}; {os.cpu_count()} logical CPUs, pinned to CPU {PINNED_CPU}; "
-        f"Python {platform.python_version()}, Pillow {PIL.__version__} "
+        f"{cpu_description()}, "
+        f"Pillow {PIL.__version__} "
         f"(libjpeg-turbo {features.version('libjpeg_turbo')}), numpy {np.__version__}, "
         f"pdqhash {pdqhash.__version__}"
     )

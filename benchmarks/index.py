@@ -36,14 +36,6 @@ import os
 import sys
 
 
-def _pin_to_one_cpu() -> int | None:
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
-
-
 def _exact_memory_accounting() -> None:
     """Re-run with glibc returning every freed allocation of 64 KiB or more to the system,
     so the growth of resident memory over a build is the index's size, not the reuse of
@@ -55,12 +47,12 @@ def _exact_memory_accounting() -> None:
 
 
 _exact_memory_accounting()
-PINNED_CPU = _pin_to_one_cpu()
+from _bench import cpu_description  # noqa: E402 (pins this process to one CPU)
+
 os.environ["OMP_NUM_THREADS"] = "1"
 
 import argparse  # noqa: E402 (pinning must precede numpy's import)
 import gc  # noqa: E402
-import platform  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -319,18 +311,7 @@ def table(results: list[Result]) -> str:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}; {os.cpu_count()} logical CPUs, pinned to CPU {PINNED_CPU}; "
-        f"Python {platform.python_version()}, numpy {np.__version__}, faiss {faiss.__version__}"
-    )
+    return f"{cpu_description()}, numpy {np.__version__}, faiss {faiss.__version__}"
 
 
 def main(argv: list[str] | None = None) -> int:

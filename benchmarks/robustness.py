@@ -44,40 +44,27 @@ files in alternating order, 3 passes after a warm-up, median reported.
 
 from __future__ import annotations
 
-import os
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
+import pdqhash
+import PIL
+from numpy.typing import NDArray
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-def _pin_to_one_cpu() -> int | None:
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
-
-
-PINNED_CPU = _pin_to_one_cpu()
-
-import argparse  # noqa: E402 (pinning must precede numpy's import)
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pdqhash  # noqa: E402
-import PIL  # noqa: E402
-from numpy.typing import NDArray  # noqa: E402
-from PIL import Image, ImageDraw, ImageFilter, ImageFont  # noqa: E402
-
-from vigil.config import MediaLimits  # noqa: E402
-from vigil.media.images import load_pdq_pixels  # noqa: E402
-from vigil.signals.pdq import PDQSignal, pdq_from_pixels  # noqa: E402
-from vigil.signals.pdq_query import QueryHash, query_hashes  # noqa: E402
+from _bench import cpu_description  # first: pins this process to one CPU
+from vigil.config import MediaLimits
+from vigil.media.images import load_pdq_pixels
+from vigil.signals.pdq import PDQSignal, pdq_from_pixels
+from vigil.signals.pdq_query import QueryHash, query_hashes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PHOTOS_DIR = REPO_ROOT.parent / "shared" / "data" / "photos"
@@ -401,17 +388,9 @@ def precision(true: int, false: int) -> str:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return (
-        f"{cpu}; {os.cpu_count()} logical CPUs, pinned to CPU {PINNED_CPU}; "
-        f"Python {platform.python_version()}, Pillow {PIL.__version__}, numpy {np.__version__}, "
+        f"{cpu_description()}, "
+        f"Pillow {PIL.__version__}, numpy {np.__version__}, "
         f"pdqhash {pdqhash.__version__}"
     )
 

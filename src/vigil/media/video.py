@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from vigil.config import MediaLimits
 from vigil.media.errors import ErrorCode, MediaError
 from vigil.media.sniff import SNIFF_BYTES, MediaType, sniff_media_type
+from vigil.media.source import open_media
 
 MIN_HASHABLE_SIDE = 5
 """The reference refuses frames narrower or lower than this (PDQ needs a few pixels)."""
@@ -149,7 +150,7 @@ def _frames(
     height: int | None,
 ) -> Iterator[VideoFrame]:
     deadline = time.monotonic() + limits.video_timeout_seconds
-    size = _checked_size(path, limits)
+    size = open_media(path, limits).size  # existence, emptiness and size limits
     cut = _cut_short_container(path, size)
     if cut is not None:
         raise MediaError(ErrorCode.TRUNCATED, cut)
@@ -166,25 +167,6 @@ def _frames(
     finally:
         with contextlib.suppress(Exception):  # closing must never mask the real outcome
             container.close()
-
-
-def _checked_size(path: Path, limits: MediaLimits) -> int:
-    try:
-        if not path.exists():
-            raise MediaError(ErrorCode.NOT_FOUND, f"{path} does not exist")
-        if not path.is_file():
-            raise MediaError(ErrorCode.UNREADABLE, f"{path} is not a regular file")
-        size = path.stat().st_size
-    except OSError as exc:
-        raise MediaError(ErrorCode.UNREADABLE, f"cannot read {path}: {exc.strerror}") from exc
-    if size == 0:
-        raise MediaError(ErrorCode.EMPTY, "the file is empty")
-    if size > limits.max_file_bytes:
-        raise MediaError(
-            ErrorCode.TOO_LARGE,
-            f"{size} bytes exceeds the limit of {limits.max_file_bytes} (VIGIL_MAX_FILE_BYTES)",
-        )
-    return size
 
 
 def _open(path: Path) -> Any:
