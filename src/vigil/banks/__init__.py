@@ -6,7 +6,8 @@ Public API (every function takes a SQLAlchemy `Session`; see `service` and `impo
   `entry_counts`;
 - entries: `add_entry`, `add_entries`, `find_entry`, `get_entry`, `remove_entry`,
   `disable_entry`, `enable_entry`, `record_false_positive`, `iter_entries`;
-- matching: `iter_index_entries` -> `IndexEntry` (active entries of enabled banks);
+- matching: `iter_index_entries` -> `IndexEntry` (active entries of enabled banks),
+  `iter_index_values` (only what an index holds), `entry_classifications`;
 - files: `import_file` -> `ImportReport`, `export_bank`, `list_imports`, `undo_import`;
 - classification: `Classification`, `Industry`, `UKCategory`, `parse_classification`,
   `severity_rank`.
@@ -49,12 +50,14 @@ from vigil.banks.service import (
     disable_entry,
     enable_entry,
     entry_classification,
+    entry_classifications,
     entry_counts,
     find_entry,
     get_bank,
     get_entry,
     iter_entries,
     iter_index_entries,
+    iter_index_values,
     list_banks,
     list_imports,
     record_false_positive,
@@ -93,6 +96,7 @@ __all__ = [
     "disable_entry",
     "enable_entry",
     "entry_classification",
+    "entry_classifications",
     "entry_counts",
     "export_bank",
     "find_entry",
@@ -101,6 +105,7 @@ __all__ = [
     "import_file",
     "iter_entries",
     "iter_index_entries",
+    "iter_index_values",
     "limits_from_settings",
     "list_banks",
     "list_imports",

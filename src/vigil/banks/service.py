@@ -17,9 +17,9 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -546,6 +546,42 @@ class IndexEntry:
     classification: Classification = field(default=EMPTY)
 
 
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
+
+
+def _active(query: _Query, now: datetime | None) -> _Query:
+    """Only active entries (`disabled_until` None or past) of enabled banks, by entry id."""
+    return (
+        query.join(Bank, Bank.id == BankEntry.bank_id)
+        .where(
+            Bank.enabled.is_(True),
+            or_(BankEntry.disabled_until.is_(None), BankEntry.disabled_until <= (now or utcnow())),
+        )
+        .order_by(BankEntry.id)
+    )
+
+
+def _with_default(
+    own: Classification, default_text: str | None, parsed: dict[str, Classification]
+) -> Classification:
+    """An entry's classification completed by its bank's default (parsed once per text)."""
+    if not default_text:
+        return own
+    if default_text not in parsed:
+        parsed[default_text] = parse_classification(default_text)
+    return own.merged_over(parsed[default_text])
+
+
+_CLASSIFICATION_COLUMNS = (
+    Bank.default_classification,
+    BankEntry.industry,
+    BankEntry.uk_category,
+    BankEntry.vics_category,
+    BankEntry.vics_region,
+    BankEntry.labels,
+)
+
+
 def iter_index_entries(
     session: Session,
     *,
@@ -555,48 +591,56 @@ def iter_index_entries(
 ) -> Iterator[IndexEntry]:
     """Every active entry (`disabled_until` None or past) of every enabled bank, streamed
     in entry-id order; optionally only of some signal types."""
-    now = now or utcnow()
-    query = (
+    query = _active(
         select(
             BankEntry.id,
             BankEntry.bank_id,
             Bank.name,
             Bank.kind,
-            Bank.default_classification,
             BankEntry.signal_type,
             BankEntry.value,
-            BankEntry.industry,
-            BankEntry.uk_category,
-            BankEntry.vics_category,
-            BankEntry.vics_region,
-            BankEntry.labels,
-        )
-        .join(Bank, Bank.id == BankEntry.bank_id)
-        .where(
-            Bank.enabled.is_(True),
-            or_(BankEntry.disabled_until.is_(None), BankEntry.disabled_until <= now),
-        )
-        .order_by(BankEntry.id)
+            *_CLASSIFICATION_COLUMNS,
+        ),
+        now,
     )
     if signal_types is not None:
         query = query.where(BankEntry.signal_type.in_(list(signal_types)))
-    defaults: dict[str, Classification] = {}
+    parsed: dict[str, Classification] = {}
     for row in session.execute(query.execution_options(yield_per=batch)):
         own = _classification(row[7], row[8], row[9], row[10], row[11])
-        default_text = row[4]
-        if default_text:
-            if default_text not in defaults:
-                defaults[default_text] = parse_classification(default_text)
-            own = own.merged_over(defaults[default_text])
         yield IndexEntry(
             entry_id=row[0],
             bank_id=row[1],
             bank_name=row[2],
             bank_kind=row[3],
-            signal_type=row[5],
-            value=row[6],
-            classification=own,
+            signal_type=row[4],
+            value=row[5],
+            classification=_with_default(own, row[6], parsed),
         )
+
+
+def iter_index_values(
+    session: Session, *, now: datetime | None = None, batch: int = 5000
+) -> Iterator[tuple[int, int, str, str]]:
+    """`(entry id, bank id, signal type, value)` of every active entry of every enabled
+    bank, in entry-id order: all a match index holds (classifications are read only for the
+    entries that match, with `entry_classifications`)."""
+    query = _active(
+        select(BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.value), now
+    )
+    rows = session.execute(query.execution_options(yield_per=batch))
+    yield from ((row.id, row.bank_id, row.signal_type, row.value) for row in rows)
+
+
+def entry_classifications(session: Session, entry_ids: Iterable[int]) -> dict[int, Classification]:
+    """The classification of each entry, completed by its bank's default."""
+    parsed: dict[str, Classification] = {}
+    rows = session.execute(
+        select(BankEntry.id, *_CLASSIFICATION_COLUMNS)
+        .join(Bank, Bank.id == BankEntry.bank_id)
+        .where(BankEntry.id.in_(list(entry_ids)))
+    )
+    return {row[0]: _with_default(_classification(*row[2:]), row[1], parsed) for row in rows}
 
 
 # --- Applying rows, entries and deletions --------------------------------------------------

@@ -21,8 +21,7 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vigil.banks.classification import parse_classification
-from vigil.banks.service import entry_classification, iter_index_entries
+from vigil.banks.service import entry_classifications, iter_index_values
 from vigil.index import MatchIndex
 from vigil.index.match import IndexMatch
 from vigil.pipeline.hashing import HashRecord
@@ -162,15 +161,8 @@ class BankMatcher:
         if not missing:
             return
         with self.database.session() as session:
-            for entry, default in session.execute(
-                select(BankEntry, Bank.default_classification)
-                .join(Bank, Bank.id == BankEntry.bank_id)
-                .where(BankEntry.id.in_(missing))
-            ):
-                own = entry_classification(entry)
-                if default:
-                    own = own.merged_over(parse_classification(default))
-                self._classifications[entry.id] = own.to_text() or None
+            for entry_id, classification in entry_classifications(session, missing).items():
+                self._classifications[entry_id] = classification.to_text() or None
 
     def match(self, records: Sequence[HashRecord]) -> list[MatchOutcome]:
         """Per record, in order, the matches found and those suppressed."""
@@ -307,14 +299,14 @@ def _build(session: Session) -> tuple[MatchIndex, NDArray[np.int64], NDArray[np.
     batch: dict[str, tuple[list[int], list[str]]] = defaultdict(lambda: ([], []))
     ids: list[int] = []
     banks: list[int] = []
-    for entry in iter_index_entries(session):
-        ids.append(entry.entry_id)
-        banks.append(entry.bank_id)
-        type_ids, values = batch[entry.signal_type]
-        type_ids.append(entry.entry_id)
-        values.append(entry.value)
+    for entry_id, bank_id, signal_type, value in iter_index_values(session):
+        ids.append(entry_id)
+        banks.append(bank_id)
+        type_ids, values = batch[signal_type]
+        type_ids.append(entry_id)
+        values.append(value)
         if len(values) >= _BUILD_BATCH:
-            index.add_many(entry.signal_type, type_ids, values)
+            index.add_many(signal_type, type_ids, values)
             type_ids.clear()
             values.clear()
     for signal_type, (type_ids, values) in batch.items():
