@@ -6,7 +6,6 @@ import csv
 import json
 from collections.abc import Iterable
 from enum import StrEnum
-from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
@@ -62,9 +61,7 @@ class RecordWriter:
         self.stream.flush()
 
 
-def render_table(
-    records: Iterable[HashRecord], stream: TextIO, relative_to: Path | None = None
-) -> None:
+def render_table(records: Iterable[HashRecord], stream: TextIO) -> None:
     """A human-readable table; hashes are never wrapped so they can be copied whole."""
     table = Table(show_lines=False)
     for column in ("file", "type", "bytes", "md5", "pdq", "quality", "vpdq frames", "error"):
@@ -72,9 +69,8 @@ def render_table(
         table.add_column(column, no_wrap=fixed, min_width=64 if column == "pdq" else None)
     for record in records:
         data = record.as_json()
-        path = Path(data["path"])
         table.add_row(
-            str(path.relative_to(relative_to)) if relative_to else str(path),
+            data["path"],
             data["media_type"] or "-",
             str(data["bytes"] or "-"),
             data["md5"] or "-",
