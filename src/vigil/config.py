@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -68,6 +68,47 @@ class Settings(BaseSettings, MediaLimits):
         description="Longest single value or field in an imported hash list (a vPDQ value).",
     )
 
+    # --- The HTTP service (`vigil serve`) ------------------------------------------------
+    api_rate_limit_per_minute: int = Field(
+        60_000, gt=0, description="Requests a minute an API token may make, unless set on it."
+    )
+    api_token_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a worker trusts a checked token before asking the database again"
+        " (the longest a revoked token keeps working).",
+    )
+    index_refresh_seconds: float = Field(
+        2.0, gt=0, description="How often each API worker brings its match index up to date."
+    )
+    fetch_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts `{\"url\": ...}` requests may fetch from (`example.com`,"
+        " `*.cdn.example.com`); empty allows any host with a public address.",
+    )
+    fetch_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Private networks (CIDR) that URL fetching may reach; none by default.",
+    )
+    fetch_max_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Largest body fetched from a URL."
+    )
+    fetch_timeout_seconds: float = Field(
+        10.0, gt=0, description="Total time allowed to fetch one URL, redirects included."
+    )
+    fetch_max_redirects: int = Field(3, ge=0, description="Redirects followed when fetching.")
+    webhook_secret: SecretStr | None = Field(
+        None, description="Key that signs webhook calls (HMAC-SHA256) unless a rule names its own."
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one webhook call.")
+    webhook_backoff_seconds: float = Field(
+        2.0, gt=0, description="Delay before the first retry of a failed webhook; doubles each try."
+    )
+    webhook_backoff_max_seconds: float = Field(
+        3600.0, gt=0, description="Longest delay between two tries of a webhook."
+    )
+    log_format: str = Field("json", pattern="^(json|text)$", description="`json` or `text` logs.")
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
@@ -82,6 +123,11 @@ class Settings(BaseSettings, MediaLimits):
     def index_cache_dir(self) -> Path:
         """Where the match index is cached between runs (rebuilt when the banks change)."""
         return self.home / "index"
+
+    @property
+    def upload_dir(self) -> Path:
+        """Where uploaded hash lists wait for their background import."""
+        return self.home / "uploads"
 
     @property
     def media_limits(self) -> MediaLimits:

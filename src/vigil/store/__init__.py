@@ -3,7 +3,8 @@
 SQLite (WAL) under `VIGIL_HOME` by default, PostgreSQL in production; both are migrated by
 Alembic only. Other rooms take a `Session` and stay dialect-neutral. Importing this package
 registers every table on `Base.metadata` (`models`: content and signals; `bank_models`: hash
-banks; `match_models`: scan matches).
+banks; `match_models`: scan matches;
+`service_models`: API tokens, users, upload events, actions and jobs).
 """
 
 from vigil.store.bank_models import Bank, BankEntry, BankImport
@@ -29,9 +30,21 @@ from vigil.store.repository import (
     get_content,
     record_hashes,
 )
+from vigil.store.service_models import (
+    ActionDelivery,
+    ActionRule,
+    ApiToken,
+    AppUser,
+    Job,
+    UploadEvent,
+)
 from vigil.store.types import UTCDateTime, utcnow
 
 __all__ = [
+    "ActionDelivery",
+    "ActionRule",
+    "ApiToken",
+    "AppUser",
     "Bank",
     "BankEntry",
     "BankImport",
@@ -39,10 +52,12 @@ __all__ = [
     "Content",
     "ContentSignal",
     "Database",
+    "Job",
     "Match",
     "SignalInput",
     "SignalLike",
     "UTCDateTime",
+    "UploadEvent",
     "alembic_config",
     "begin_immediate",
     "current_revision",
