@@ -60,6 +60,7 @@ FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
 """`disabled_until` of an entry disabled with no end."""
 _IN_CHUNK = 500  # values per IN (...) list: well under every dialect's parameter limit
 _RACE_RETRIES = 3
+_T = TypeVar("_T")
 _ENTRY_TABLE = BankEntry.metadata.tables["bank_entry"]
 
 
@@ -77,6 +78,12 @@ class BankExists(BankError):
 
 class EntryNotFound(BankError, LookupError):
     pass
+
+
+def _chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    """`items` in slices short enough for one `IN (...)` list."""
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
 
 
 # --- Banks ------------------------------------------------------------------------------
@@ -620,16 +627,45 @@ def iter_index_entries(
 
 
 def iter_index_values(
-    session: Session, *, now: datetime | None = None, batch: int = 5000
+    session: Session,
+    *,
+    now: datetime | None = None,
+    batch: int = 5000,
+    entry_ids: Sequence[int] | None = None,
 ) -> Iterator[tuple[int, int, str, str]]:
     """`(entry id, bank id, signal type, value)` of every active entry of every enabled
-    bank, in entry-id order: all a match index holds (classifications are read only for the
-    entries that match, with `entry_classifications`)."""
-    query = _active(
-        select(BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.value), now
-    )
-    rows = session.execute(query.execution_options(yield_per=batch))
+    bank (or only of `entry_ids`), in entry-id order: all a match index holds
+    (classifications are read only for the entries that match, with `entry_classifications`)."""
+    columns = (BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.value)
+    if entry_ids is None:
+        rows: Iterable[Any] = session.execute(
+            _active(select(*columns), now).execution_options(yield_per=batch)
+        )
+    else:
+        rows = (
+            row
+            for chunk in _chunks(entry_ids)
+            for row in session.execute(
+                _active(select(*columns), now).where(BankEntry.id.in_(chunk))
+            )
+        )
     yield from ((row.id, row.bank_id, row.signal_type, row.value) for row in rows)
+
+
+def active_entry_ids(session: Session, bank_id: int, *, now: datetime | None = None) -> list[int]:
+    """Ids of the active entries of one bank (none when the bank is disabled or gone): what
+    a match index must hold of it, read cheaply to find what changed."""
+    query = _active(select(BankEntry.id).where(BankEntry.bank_id == bank_id), now)
+    return list(session.scalars(query))
+
+
+def reactivated_banks(session: Session, since: datetime, now: datetime) -> set[int]:
+    """Banks with an entry whose `disabled_until` passed between `since` and `now`: the
+    entry became active again without any write to its bank."""
+    query = select(BankEntry.bank_id).where(
+        BankEntry.disabled_until > since, BankEntry.disabled_until <= now
+    )
+    return set(session.scalars(query.distinct()))
 
 
 def entry_classifications(session: Session, entry_ids: Iterable[int]) -> dict[int, Classification]:

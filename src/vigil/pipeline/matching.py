@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,11 +22,17 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vigil.banks.service import entry_classifications, iter_index_values
+from vigil.banks.service import (
+    active_entry_ids,
+    entry_classifications,
+    iter_index_values,
+    reactivated_banks,
+)
 from vigil.index import MatchIndex
 from vigil.index.match import IndexMatch
 from vigil.pipeline.hashing import HashRecord
-from vigil.signals import get_signal_type
+from vigil.signals import Signal, get_signal_type
+from vigil.signals.vpdq import parse_vpdq
 from vigil.store import Bank, BankEntry, Database, utcnow
 
 EXACT_LOOKUPS = ("md5", "sha1", "sha256")
@@ -93,7 +100,8 @@ class PDQQuery:
     """One PDQ hash to look up for a file: the upload itself or a query-side variant."""
 
     pdq: str
-    quality: int
+    quality: int | None
+    """None: unknown, for a hash given by value (a lookup), which is matched as given."""
     dihedral: int = 0
     label: str = "original"
 
@@ -116,14 +124,18 @@ class BankMatcher:
         banks: dict[int, _BankRules],
         *,
         from_snapshot: bool = False,
+        bank_names: Sequence[str] | None = None,
+        state: _BankState | None = None,
     ):
         self.database = database
         self.index = index
-        self.entry_ids = entry_ids
-        self.entry_banks = entry_banks
+        self._entries = (entry_ids, entry_banks)
         self.banks = banks
         self.from_snapshot = from_snapshot
         self._classifications: dict[int, str | None] = {}
+        self._bank_names = bank_names
+        self._state = state or _BankState({}, utcnow())
+        self._refresh_lock = threading.Lock()
 
     @classmethod
     def from_database(
@@ -137,24 +149,103 @@ class BankMatcher:
         suppression bank, which always applies), loading the cached index in `cache_dir`
         when it is current and rebuilding (and caching) it otherwise."""
         with database.session() as session:
+            state = _bank_state(session)
             rules = _bank_rules(session, bank_names)
             fingerprint = _fingerprint(session)
             cached = _load_cache(cache_dir, fingerprint, session) if cache_dir else None
             if cached is not None:
                 index, ids, banks = cached
-                return cls(database, index, ids, banks, rules, from_snapshot=True)
+                return cls(
+                    database,
+                    index,
+                    ids,
+                    banks,
+                    rules,
+                    from_snapshot=True,
+                    bank_names=bank_names,
+                    state=state,
+                )
             index, ids, banks = _build(session)
         if cache_dir is not None:
             _save_cache(cache_dir, fingerprint, index, ids, banks)
-        return cls(database, index, ids, banks, rules)
+        return cls(database, index, ids, banks, rules, bank_names=bank_names, state=state)
+
+    def refresh(self) -> set[int]:
+        """Bring the index up to date with the banks, incrementally: only banks whose row
+        moved (every entry change touches `bank.updated`), or with an entry whose disabled
+        period ended, are compared entry id by entry id; only the difference is added to or
+        removed from the index. Returns the ids of the banks that changed. Long-running
+        holders (the API workers) call this periodically and after their own bank writes."""
+        with self._refresh_lock, self.database.session() as session:
+            now = utcnow()
+            state = _bank_state(session, now)
+            changed = {
+                bank_id
+                for bank_id in state.banks.keys() | self._state.banks.keys()
+                if state.banks.get(bank_id) != self._state.banks.get(bank_id)
+            }
+            changed |= reactivated_banks(session, self._state.checked, now) & state.banks.keys()
+            if changed:
+                self.banks = _bank_rules(session, self._bank_names)
+                self._classifications.clear()  # an entry's or bank's classification may differ
+                for bank_id in sorted(changed):
+                    self._sync_bank(session, bank_id, now)
+            self._state = state
+        return changed
+
+    @property
+    def entry_ids(self) -> NDArray[np.int64]:
+        return self._entries[0]
+
+    @property
+    def entry_banks(self) -> NDArray[np.int64]:
+        return self._entries[1]
+
+    def _sync_bank(self, session: Session, bank_id: int, now: datetime) -> None:
+        """Make the index hold exactly the active entries of one bank. The (ids, banks)
+        table is swapped in one assignment, after additions reach it and before removals
+        leave it, so a concurrent `match` never meets an id the table lacks."""
+        ids, banks = self._entries
+        wanted = np.asarray(active_entry_ids(session, bank_id, now=now), dtype=np.int64)
+        held = ids[banks == bank_id]
+        gone = np.setdiff1d(held, wanted, assume_unique=True)
+        new = np.setdiff1d(wanted, held, assume_unique=True)
+        if len(gone):
+            self.index.remove(gone)
+            keep = ~np.isin(ids, gone)
+            self._entries = ids, banks = ids[keep], banks[keep]
+        if len(new):
+            ids = np.concatenate([ids, new])
+            banks = np.concatenate([banks, np.full(len(new), bank_id, np.int64)])
+            order = np.argsort(ids, kind="stable")
+            self._entries = ids[order], banks[order]
+            batch: dict[str, tuple[list[int], list[str]]] = defaultdict(lambda: ([], []))
+            for entry_id, _, signal_type, value in iter_index_values(
+                session, now=now, entry_ids=new.tolist()
+            ):
+                batch[signal_type][0].append(entry_id)
+                batch[signal_type][1].append(value)
+            for signal_type, (type_ids, values) in batch.items():
+                self.index.add_many(signal_type, type_ids, values)
 
     def __len__(self) -> int:
         return len(self.entry_ids)
 
     def _bank_of(self, entry_ids: Iterable[int]) -> dict[int, int]:
+        table_ids, table_banks = self._entries
         ids = np.fromiter(entry_ids, dtype=np.int64)
-        rows = np.searchsorted(self.entry_ids, ids)
-        return dict(zip(ids.tolist(), self.entry_banks[rows].tolist(), strict=True))
+        rows = np.searchsorted(table_ids, ids)
+        return dict(zip(ids.tolist(), table_banks[rows].tolist(), strict=True))
+
+    def lookup(self, signal_type: str, values: Sequence[str]) -> list[MatchOutcome]:
+        """Match hash values given directly (not computed from a file), in order. Values
+        must already be canonical (the signal type's `parse`); a PDQ value is matched as
+        given, with no quality rule, since its quality is unknown."""
+        records = [
+            HashRecord(path="", signals={signal_type: _given_signal(signal_type, value)})
+            for value in values
+        ]
+        return self.match(records)
 
     def _classification(self, entry_ids: Iterable[int]) -> None:
         missing = [i for i in set(entry_ids) if i not in self._classifications]
@@ -258,6 +349,12 @@ class BankMatcher:
                 )
 
 
+def _given_signal(signal_type: str, value: str) -> Signal:
+    if signal_type == "vpdq":
+        return Signal(signal_type, value, detail=parse_vpdq(value))
+    return Signal(signal_type, value)
+
+
 def pdq_queries(record: HashRecord) -> list[PDQQuery]:
     """The PDQ hashes to look up for a record: its query-side variants when the hashing step
     computed them, else its own hash; never a hash below PDQ's quality rule."""
@@ -265,7 +362,7 @@ def pdq_queries(record: HashRecord) -> list[PDQQuery]:
     if signal is None:
         return []
     pdq = get_signal_type("pdq")
-    variants: Iterable[PDQQuery] = signal.detail or [PDQQuery(signal.value, signal.quality or 0)]
+    variants: Iterable[PDQQuery] = signal.detail or [PDQQuery(signal.value, signal.quality)]
     return [q for q in variants if pdq.usable(q.quality)]
 
 
@@ -290,6 +387,19 @@ def _bank_rules(session: Session, bank_names: Sequence[str] | None) -> dict[int,
             (bank.vpdq_frame_threshold, bank.vpdq_compared_share, bank.vpdq_query_share),
         )
     return rules
+
+
+@dataclass(frozen=True)
+class _BankState:
+    """Each bank's (last change, enabled) as last seen, and when it was read."""
+
+    banks: dict[int, tuple[datetime, bool]]
+    checked: datetime
+
+
+def _bank_state(session: Session, now: datetime | None = None) -> _BankState:
+    rows = session.execute(select(Bank.id, Bank.updated, Bank.enabled))
+    return _BankState({row.id: (row.updated, row.enabled) for row in rows}, now or utcnow())
 
 
 def _build(session: Session) -> tuple[MatchIndex, NDArray[np.int64], NDArray[np.int64]]:
