@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
+from api_helpers import Api, make_api
 from vigil.config import Settings
 from vigil.store import Database, normalise_url, open_database
 
@@ -171,6 +172,13 @@ def session(db: Database) -> Iterator[Session]:
     """A session of `db`; whatever the test did not commit is rolled back at the end."""
     with db.sessionmaker() as session:
         yield session
+
+
+@pytest.fixture
+def api(db: Database, tmp_path: Path) -> Iterator[Api]:
+    """The HTTP API over `db` (SQLite and PostgreSQL), a token per scope, no background
+    threads (tests drive index refreshes and deliveries themselves)."""
+    yield from make_api(db, tmp_path / "api-home")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -6,7 +6,6 @@ import random
 from datetime import timedelta
 
 from bank_helpers import rand_hex
-
 from vigil import banks
 from vigil.banks import NewEntry
 from vigil.pipeline.matching import BankMatcher

@@ -83,7 +83,7 @@ class Settings(BaseSettings, MediaLimits):
     )
     fetch_allowed_hosts: list[str] = Field(
         default_factory=list,
-        description="Hosts `{\"url\": ...}` requests may fetch from (`example.com`,"
+        description='Hosts `{"url": ...}` requests may fetch from (`example.com`,'
         " `*.cdn.example.com`); empty allows any host with a public address.",
     )
     fetch_allowed_networks: list[str] = Field(

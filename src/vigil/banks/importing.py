@@ -33,7 +33,7 @@ import csv
 import getpass
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -231,8 +231,12 @@ def import_file(
     list_name: str | None = None,
     limits: ImportLimits | None = None,
     batch_size: int = DEFAULT_BATCH,
+    on_start: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import a hash-list file into a bank (see the module docstring); **commits**.
+
+    `on_start` is called with the import record's id once it is committed, so a background
+    job can point its progress at the record, which each batch updates.
 
     `fmt` defaults to the file extension's format. `list_name` scopes external ids (default:
     the bank's `source_name`). A file that cannot be read as its format gives a report with
@@ -297,6 +301,8 @@ def import_file(
     )
     session.add(record)
     session.commit()
+    if on_start is not None:
+        on_start(record.id)
     tally = _Tally()
 
     def fail(message: str) -> ImportReport:
@@ -390,6 +396,19 @@ class ExportFormat(StrEnum):
     PLAIN = "plain"
 
 
+def check_export_options(fmt: ExportFormat | str, signal_type: str | None) -> None:
+    """ValueError, with the reason, for an export that cannot be written."""
+    if fmt not in tuple(ExportFormat):
+        raise ValueError(f"export format must be one of {', '.join(ExportFormat)}, got {fmt!r}")
+    if signal_type is not None and signal_type not in SIGNAL_TYPES:
+        raise ValueError(f"unknown signal type {signal_type!r}; known: {', '.join(SIGNAL_TYPES)}")
+    if fmt == ExportFormat.PLAIN:
+        if signal_type is None:
+            raise ValueError("a plain export lists one signal type: name it")
+        if signal_type in MULTILINE_TYPES:
+            raise ValueError(f"{signal_type} values span several lines: export them as CSV")
+
+
 def export_bank(
     session: Session,
     bank: Bank | str | int,
@@ -404,15 +423,7 @@ def export_bank(
     list_name,member`) and reads back as the same entries; `plain` is one value per line
     and needs `signal_type` (not vPDQ, whose values span lines)."""
     bank = _bank(session, bank)
-    if fmt not in tuple(ExportFormat):
-        raise ValueError(f"export format must be one of {', '.join(ExportFormat)}, got {fmt!r}")
-    if signal_type is not None and signal_type not in SIGNAL_TYPES:
-        raise ValueError(f"unknown signal type {signal_type!r}; known: {', '.join(SIGNAL_TYPES)}")
-    if fmt == ExportFormat.PLAIN:
-        if signal_type is None:
-            raise ValueError("a plain export lists one signal type: name it")
-        if signal_type in MULTILINE_TYPES:
-            raise ValueError(f"{signal_type} values span several lines: export them as CSV")
+    check_export_options(fmt, signal_type)
     query = (
         select(
             BankEntry.signal_type,

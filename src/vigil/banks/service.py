@@ -196,6 +196,29 @@ class BankSummary:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    def as_json(self) -> dict[str, Any]:
+        """The bank's settings and counts, as the CLI's `--json` and the API show them."""
+        bank = self.bank
+        return {
+            "id": bank.id,
+            "name": bank.name,
+            "description": bank.description,
+            "kind": bank.kind,
+            "source": bank.source,
+            "source_name": bank.source_name,
+            "trust": bank.trust,
+            "default_classification": bank.default_classification,
+            "enabled": bank.enabled,
+            "pdq_threshold": bank.pdq_threshold,
+            "vpdq_frame_threshold": bank.vpdq_frame_threshold,
+            "vpdq_compared_share": bank.vpdq_compared_share,
+            "vpdq_query_share": bank.vpdq_query_share,
+            "created": bank.created.isoformat(),
+            "updated": bank.updated.isoformat(),
+            "entries": self.total,
+            "entries_by_signal_type": self.counts,
+        }
+
 
 def entry_counts(session: Session, bank: Bank | str | int) -> dict[str, int]:
     """Entries of a bank by signal type."""
@@ -284,6 +307,27 @@ def update_bank(
 def set_enabled(session: Session, bank: Bank | str | int, enabled: bool) -> Bank:
     """Enable or disable a bank (a disabled bank takes no part in matching)."""
     return update_bank(session, bank, enabled=enabled)
+
+
+def rename_bank(
+    session: Session, bank: Bank | str | int, new_name: str, *, now: datetime | None = None
+) -> Bank:
+    """Give a bank a new name (its entries, imports and action rules follow: they refer to
+    it by id). BankExists when the name is taken, ValueError when it is not a valid name."""
+    bank = _bank(session, bank)
+    name = check_bank_name(new_name)
+    if name == bank.name:
+        return bank
+    if session.scalar(select(Bank.id).where(Bank.name == name)) is not None:
+        raise BankExists(f"a bank named {name!r} already exists")
+    try:
+        with session.begin_nested():
+            bank.name = name
+            bank.updated = now or utcnow()
+            session.flush()
+    except IntegrityError:
+        raise BankExists(f"a bank named {name!r} already exists") from None
+    return bank
 
 
 def delete_bank(session: Session, bank: Bank | str | int) -> None:
@@ -493,6 +537,37 @@ def record_false_positive(session: Session, entry_id: int) -> int:
     if held is not None:  # an entry object the caller holds shows the new count too
         session.refresh(held, ["false_positive_count"])
     return int(count)
+
+
+def page_entries(
+    session: Session,
+    bank: Bank | str | int,
+    *,
+    signal_type: str | None = None,
+    after: int = 0,
+    limit: int = 100,
+) -> list[BankEntry]:
+    """Up to `limit` entries of a bank with ids above `after`, in id order (paging)."""
+    bank = _bank(session, bank)
+    query = select(BankEntry).where(BankEntry.bank_id == bank.id, BankEntry.id > after)
+    if signal_type is not None:
+        query = query.where(BankEntry.signal_type == signal_type)
+    return list(session.scalars(query.order_by(BankEntry.id).limit(limit)))
+
+
+def get_bank_entry(session: Session, bank: Bank | str | int, entry_id: int) -> BankEntry:
+    """Entry `entry_id` of this bank; EntryNotFound when the bank holds no such entry."""
+    bank = _bank(session, bank)
+    entry = session.get(BankEntry, entry_id)
+    if entry is None or entry.bank_id != bank.id:
+        raise EntryNotFound(f"bank {bank.name!r} has no entry {entry_id}")
+    return entry
+
+
+def check_value(signal_type: str, value: str) -> str:
+    """The canonical form of a value; KeyError for an unknown signal type, ValueError (with
+    the reason) for a malformed value."""
+    return get_signal_type(signal_type.strip().lower()).parse(value)
 
 
 def iter_entries(

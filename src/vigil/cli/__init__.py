@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import typer
 
+from vigil.cli.actions import actions_app
 from vigil.cli.bank import bank_app
 from vigil.cli.demo import demo
 from vigil.cli.hash import hash_command
 from vigil.cli.scan import scan_command
+from vigil.cli.serve import serve
+from vigil.cli.tokens import tokens_app
+from vigil.cli.users import users_app
 
 app = typer.Typer(
     name="vigil",
@@ -19,4 +23,8 @@ app = typer.Typer(
 app.command("hash")(hash_command)
 app.command("scan")(scan_command)
 app.command("demo")(demo)
+app.command("serve")(serve)
 app.add_typer(bank_app, name="bank")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(users_app, name="users")
+app.add_typer(actions_app, name="actions")

@@ -89,28 +89,6 @@ def _out() -> Console:
     return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
 
 
-def _bank_json(bank: Bank, counts: dict[str, int]) -> dict[str, Any]:
-    return {
-        "id": bank.id,
-        "name": bank.name,
-        "description": bank.description,
-        "kind": bank.kind,
-        "source": bank.source,
-        "source_name": bank.source_name,
-        "trust": bank.trust,
-        "default_classification": bank.default_classification,
-        "enabled": bank.enabled,
-        "pdq_threshold": bank.pdq_threshold,
-        "vpdq_frame_threshold": bank.vpdq_frame_threshold,
-        "vpdq_compared_share": bank.vpdq_compared_share,
-        "vpdq_query_share": bank.vpdq_query_share,
-        "created": bank.created.isoformat(),
-        "updated": bank.updated.isoformat(),
-        "entries": sum(counts.values()),
-        "entries_by_signal_type": counts,
-    }
-
-
 # --- create / update / enable / disable / delete ------------------------------------------
 
 
@@ -253,7 +231,7 @@ def list_command(
     with _session() as session:
         summaries = banks.list_banks(session)
         if as_json:
-            print(json.dumps([_bank_json(s.bank, s.counts) for s in summaries], indent=2))
+            print(json.dumps([s.as_json() for s in summaries], indent=2))
             return
         table = Table(title=None if summaries else "no banks yet: vigil bank create NAME")
         for column in ("name", "kind", "source", "trust", "enabled", "entries", "by type"):
@@ -286,7 +264,7 @@ def show(
             for record in banks.list_imports(session, bank, limit=10)
         ]
         if as_json:
-            data = _bank_json(bank, counts)
+            data = banks.BankSummary(bank, counts).as_json()
             data["imports"] = [report.as_json() for report in imports]
             print(json.dumps(data, indent=2))
             return
@@ -294,7 +272,7 @@ def show(
         settings = Table(show_header=False, title=f"bank {bank.name}")
         settings.add_column("setting")
         settings.add_column("value")
-        for key, value in _bank_json(bank, counts).items():
+        for key, value in banks.BankSummary(bank, counts).as_json().items():
             if key != "entries_by_signal_type":
                 settings.add_row(key, "-" if value in (None, "") else str(value))
         out.print(settings)

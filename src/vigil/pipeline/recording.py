@@ -1,5 +1,6 @@
-"""Record results in the database: one `content` row per distinct file, its signals, and the
-matches the scan found for it (re-recording the same bytes never duplicates anything)."""
+"""Record results in the database: one `content` row per distinct file, its signals, the
+matches the scan found for it (re-recording the same bytes never duplicates anything), and,
+in the same transaction, the webhook actions those matches fire (`vigil.actions` outbox)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,19 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from vigil.actions.outbox import enqueue_actions
 from vigil.config import Settings
 from vigil.pipeline.hashing import HashRecord
 from vigil.pipeline.matching import FoundMatch, MatchOutcome
-from vigil.store import Content, Database, Match, open_database, record_hashes, utcnow
+from vigil.store import (
+    Content,
+    Database,
+    Match,
+    UploadEvent,
+    open_database,
+    record_hashes,
+    utcnow,
+)
 
 
 class HashRecorder:
@@ -42,7 +52,7 @@ class HashRecorder:
             return
         with self.database.session() as session:
             for record, outcome in self._buffer:
-                content = _record_content(session, record)
+                content = record_content(session, record)
                 if outcome is not None:
                     record_matches(session, content, outcome)
         self._buffer.clear()
@@ -52,7 +62,7 @@ class HashRecorder:
         self.database.dispose()
 
 
-def _record_content(session: Session, record: HashRecord) -> Content:
+def record_content(session: Session, record: HashRecord) -> Content:
     sha256 = record.value("sha256")
     assert sha256 is not None
     return record_hashes(
@@ -65,9 +75,16 @@ def _record_content(session: Session, record: HashRecord) -> Content:
     )
 
 
-def record_matches(session: Session, content: Content, outcome: MatchOutcome) -> None:
+def record_matches(
+    session: Session,
+    content: Content,
+    outcome: MatchOutcome,
+    upload_event: UploadEvent | None = None,
+) -> None:
     """Upsert one `match` row per (content, entry, signal type); a repeat scan only moves
-    `last_seen` and the suppression flag."""
+    `last_seen` and the suppression flag. Then queue the actions the (unsuppressed) matches
+    fire, in this same session, so the match and its pending actions commit together; one
+    delivery per rule and upload event (or per content when there is no upload event)."""
     found: Sequence[tuple[FoundMatch, bool]] = [
         *((m, False) for m in outcome.matches),
         *((m, True) for m in outcome.suppressed),
@@ -103,4 +120,8 @@ def record_matches(session: Session, content: Content, outcome: MatchOutcome) ->
                 created=now,
                 last_seen=now,
             )
+        )
+    if outcome.matches:
+        enqueue_actions(
+            session, content=content, outcome=outcome, upload_event=upload_event, now=now
         )

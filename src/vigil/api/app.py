@@ -1,0 +1,88 @@
+"""The FastAPI application: one router per room, a thin layer over the services.
+
+`create_app()` builds everything a worker holds (database, match index, token cache) at
+once; the lifespan starts and stops its background threads (index refresh, webhook
+delivery). `vigil serve` runs `serve_app` under uvicorn, one copy per worker process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from vigil import __version__
+from vigil.actions import ActionWorker
+from vigil.api import errors
+from vigil.api.observability import ServiceMiddleware, configure_logging
+from vigil.api.routers import actions as actions_router
+from vigil.api.routers import banks, hashing, health, hma, jobs, lookup
+from vigil.api.state import IndexKeeper, ServiceState
+from vigil.auth import TokenCache
+from vigil.config import Settings, get_settings
+from vigil.pipeline.matching import BankMatcher
+from vigil.store import Database, open_database
+
+_MULTIPART_SLACK = 1024 * 1024
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    background: bool = True,
+) -> FastAPI:
+    """The API over `database` (default: the settings' database, migrated). With
+    `background`, the lifespan runs the index refresher and the webhook worker; tests turn
+    it off to drive both by hand."""
+    settings = settings or get_settings()
+    database = database or open_database(settings)
+    matcher = BankMatcher.from_database(database, cache_dir=settings.index_cache_dir)
+    state = ServiceState(
+        settings=settings,
+        database=database,
+        index=IndexKeeper(matcher, settings.index_refresh_seconds),
+        tokens=TokenCache(database, settings.api_token_cache_seconds),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        worker = ActionWorker(database, settings) if background else None
+        if background:
+            state.index.start()
+            assert worker is not None
+            worker.start()
+        try:
+            yield
+        finally:
+            state.index.stop()
+            if worker is not None:
+                worker.stop()
+
+    app = FastAPI(
+        title="Vigil",
+        version=__version__,
+        summary="Hash, match and act on uploads; curate hash banks.",
+        description="Every route but `/healthz` and `/readyz` needs `Authorization: Bearer"
+        " <token>` (see `vigil tokens create`). Integration guide: docs/api.md.",
+        lifespan=lifespan,
+    )
+    app.state.vigil = state
+    errors.install(app)
+    for module in (health, hashing, lookup, banks, jobs, actions_router, hma):
+        app.include_router(module.router)
+    import_limit = settings.bank_import_max_bytes + _MULTIPART_SLACK
+    upload_limit = settings.max_file_bytes + _MULTIPART_SLACK
+    app.add_middleware(
+        ServiceMiddleware,
+        body_limit=lambda path: import_limit if path.endswith("/imports") else upload_limit,
+    )
+    return app
+
+
+def serve_app() -> FastAPI:
+    """The factory `vigil serve` hands uvicorn: settings from the environment, JSON logs."""
+    settings = get_settings()
+    configure_logging(settings.log_format)
+    return create_app(settings)

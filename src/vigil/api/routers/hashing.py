@@ -1,0 +1,97 @@
+"""`POST /v1/hash` and `POST /v1/match`: an upload (multipart `file`) or `{"url": ...}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+
+from vigil.api.observability import HASHES, MATCHES
+from vigil.api.security import Hasher, Matcher, State
+from vigil.api.state import ServiceState
+from vigil.api.uploads import ReceivedUpload, receive_upload
+from vigil.pipeline.hashing import HashRecord
+from vigil.pipeline.online import hash_upload, match_upload, online_options
+
+router = APIRouter(prefix="/v1", tags=["hashing"])
+
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "content_ref": {"type": "string", "maxLength": 256},
+                        "uploader": {
+                            "type": "string",
+                            "description": "JSON object: account_id, screen_name, ip_address,"
+                            " event_time",
+                        },
+                    },
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["url"],
+                    "properties": {
+                        "url": {"type": "string"},
+                        "content_ref": {"type": "string", "maxLength": 256},
+                        "uploader": {"type": "object"},
+                    },
+                }
+            },
+        },
+    }
+}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"description": "The file is too large (bytes, pixels, duration, frames)."},
+    415: {"description": "Not an image or video format Vigil decodes."},
+    422: {"description": "A field is invalid, or the file is truncated or corrupt."},
+}
+
+
+def _hash(state: ServiceState, upload: ReceivedUpload) -> HashRecord:
+    settings = state.settings
+    options = online_options(settings.media_limits, settings.vpdq_seconds_per_hash)
+    record = hash_upload(upload.path, upload.name, settings.media_limits, options)
+    for signal_type in record.signals:
+        HASHES.labels(signal_type).inc()
+    return record
+
+
+@router.post("/hash", openapi_extra=UPLOAD_BODY, responses=ERRORS)
+async def hash_content(request: Request, state: State, _: Hasher) -> dict[str, Any]:
+    """Hash an upload; returns the `vigil hash` record. Nothing is stored."""
+    async with receive_upload(request, state.settings) as upload:
+        record = await run_in_threadpool(_hash, state, upload)
+    return record.as_json()
+
+
+@router.post("/match", openapi_extra=UPLOAD_BODY, responses=ERRORS)
+async def match_content(request: Request, state: State, principal: Matcher) -> dict[str, Any]:
+    """Hash, match and record an upload in one call; returns the record with `matches`,
+    and the ids it was stored under. Matches fire the banks' actions (webhooks)."""
+    async with receive_upload(request, state.settings) as upload:
+
+        def run() -> dict[str, Any]:
+            record = _hash(state, upload)
+            uploader = upload.meta.uploader
+            result = match_upload(
+                state.database,
+                state.matcher,
+                record,
+                content_ref=upload.meta.content_ref,
+                uploader=uploader.to_uploader() if uploader else None,
+                token_id=principal.id,
+            )
+            for match in result.outcome.matches:
+                MATCHES.labels(match.bank).inc()
+            return result.as_json()
+
+        return await run_in_threadpool(run)
