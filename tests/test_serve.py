@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from bank_helpers import rand_hex
 
+from bank_helpers import rand_hex
 from vigil.api.observability import access_log, configure_logging, request_id
 from vigil.auth import create_token
 from vigil.banks.jobs import create_import_job
@@ -129,7 +129,9 @@ def test_two_workers_converge_and_report_together(
     lookups = [
         line
         for line in text.splitlines()
-        if line.startswith('vigil_http_requests_total{method="GET",route="/v1/lookup",status="200"}')
+        if line.startswith(
+            'vigil_http_requests_total{method="GET",route="/v1/lookup",status="200"}'
+        )
     ]
     assert lookups and float(lookups[0].split()[-1]) >= 12
 
@@ -144,7 +146,11 @@ def test_json_logs_carry_the_request_id(capsys: pytest.CaptureFixture[str]) -> N
         request_id.reset(token)
         line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
         assert line["request_id"] == "req-42"
-        assert (line["logger"], line["route"], line["status"]) == ("vigil.access", "/v1/lookup", 200)
+        assert (line["logger"], line["route"], line["status"]) == (
+            "vigil.access",
+            "/v1/lookup",
+            200,
+        )
         assert line["level"] == "INFO" and line["message"] == "request"
     finally:
         for name, (handlers, level, propagate) in saved.items():
