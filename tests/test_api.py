@@ -9,17 +9,15 @@ import hashlib
 import io
 import logging
 import random
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from api_helpers import Api, make_api
+from api_helpers import Api, make_api, serve_bytes
 from bank_helpers import rand_hex
 from vigil.auth import create_token, revoke_token
 from vigil.demo import synthetic_image
@@ -432,26 +430,8 @@ def test_import_of_a_bad_file_fails_the_job_with_the_reason(api: Api) -> None:
 
 @pytest.fixture
 def image_server() -> Iterator[str]:
-    data = png_bytes(9)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/image.png"
-    finally:
-        server.shutdown()
+    with serve_bytes({"/image.png": (png_bytes(9), "image/png")}) as base_url:
+        yield f"{base_url}/image.png"
 
 
 def test_url_fetching_refuses_loopback_unless_allowed(

@@ -75,7 +75,9 @@ def _meta(data: dict[str, Any]) -> UploadMeta:
         raise FieldError(["body", *first["loc"]], first["msg"]) from None
 
 
-async def _copy_capped(upload: UploadFile, target: Path, limit: int) -> None:
+async def copy_capped(upload: UploadFile, target: Path, limit: int) -> None:
+    """Copy an uploaded file to `target`, refusing it (`too_large`, 413) past `limit` bytes;
+    the caller removes `target` on failure."""
     size = 0
     with target.open("wb") as out:
         while chunk := await upload.read(_COPY_CHUNK):
@@ -104,7 +106,7 @@ async def receive_upload(request: Request, settings: Settings) -> AsyncIterator[
                         raise FieldError(["body", "uploader"], "must be a JSON object") from None
                 meta = _meta(fields)
                 path = folder / "upload"
-                await _copy_capped(upload, path, settings.max_file_bytes)
+                await copy_capped(upload, path, settings.max_file_bytes)
                 yield ReceivedUpload(path, upload.filename or "upload", meta)
         elif content_type.startswith("application/json"):
             try:

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any, Literal, TextIO
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
@@ -23,10 +22,9 @@ from vigil.api.errors import FieldError
 from vigil.api.security import Curator, State
 from vigil.api.state import ServiceState
 from vigil.api.streaming import stream_text
+from vigil.api.uploads import copy_capped
 from vigil.banks.importing import ExportFormat, check_export_options, limits_from_settings
 from vigil.banks.jobs import create_import_job, job_view, start_import_job
-from vigil.media import ErrorCode
-from vigil.pipeline.online import UploadRejected
 from vigil.store import BankEntry
 
 router = APIRouter(prefix="/v1/banks", tags=["banks"])
@@ -258,7 +256,7 @@ async def import_upload(
         suffix = _EXTENSION.search(upload.filename or "")
         target = settings.upload_dir / f"{uuid.uuid4().hex}{suffix.group(0) if suffix else ''}"
         try:
-            await _store(upload, target, settings.bank_import_max_bytes)
+            await copy_capped(upload, target, settings.bank_import_max_bytes)
         except BaseException:
             target.unlink(missing_ok=True)
             raise
@@ -273,16 +271,6 @@ async def import_upload(
     )
     response.headers["Location"] = f"/v1/jobs/{job_id}"
     return view
-
-
-async def _store(upload: UploadFile, target: Any, limit: int) -> None:
-    size = 0
-    with open(target, "wb") as out:
-        while chunk := await upload.read(1024 * 1024):
-            size += len(chunk)
-            if size > limit:
-                raise UploadRejected(ErrorCode.TOO_LARGE, f"the file is larger than {limit} bytes")
-            await run_in_threadpool(out.write, chunk)
 
 
 @router.get("/{name}/export")
