@@ -148,9 +148,14 @@ def job_view(session: Session, job: Job) -> dict[str, Any]:
 
 
 def fail_interrupted_jobs(session: Session) -> int:
-    """Mark jobs left `queued` or `running` by a server that stopped as failed."""
+    """Mark jobs left `queued` or `running` by a server that stopped as failed, and remove
+    their uploaded files. Run by `vigil serve` before its workers start (never by a worker:
+    another worker's job would look interrupted)."""
     jobs = list(session.scalars(select(Job).where(Job.status.in_(("queued", "running")))))
     for job in jobs:
         job.status, job.finished = "failed", utcnow()
         job.error = "the server stopped before the job finished; see the import record"
+        upload = job.params.get("upload")
+        if upload:
+            Path(upload).unlink(missing_ok=True)
     return len(jobs)
