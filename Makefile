@@ -28,6 +28,7 @@ bench: setup
 	$(RUN) python benchmarks/hashing.py
 	$(RUN) python benchmarks/robustness.py
 	$(RUN) python benchmarks/index.py $(INDEX_BENCH_ARGS)
+	$(RUN) python benchmarks/api_load.py
 
 lint: setup
 	$(RUN) ruff check src tests benchmarks

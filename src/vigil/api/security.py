@@ -20,7 +20,7 @@ _bearer = HTTPBearer(auto_error=False, description="An API token from `vigil tok
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.vigil
     return state
 
