@@ -98,7 +98,8 @@ def test_openapi_lists_the_routes_with_bearer_security(api: Api) -> None:
     assert {"/v1/hash", "/v1/match", "/v1/lookup", "/v1/compare", "/v1/banks"} <= set(
         document["paths"]
     )
-    assert "HTTPBearer" in document["components"]["securitySchemes"]
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert document["paths"]["/v1/lookup"]["get"]["security"] == [{"bearer": []}]
 
 
 def test_scopes_are_enforced(api: Api) -> None:

@@ -37,7 +37,7 @@ from vigil.store import Bank, BankEntry, Database, utcnow
 
 EXACT_LOOKUPS = ("md5", "sha1", "sha256")
 _BUILD_BATCH = 100_000
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: one compacted segment per index
 _CACHE_STATE = "state.json"
 _CACHE_ENTRIES = "entries.npz"
 
@@ -422,6 +422,7 @@ def _build(session: Session) -> tuple[MatchIndex, NDArray[np.int64], NDArray[np.
     for signal_type, (type_ids, values) in batch.items():
         if values:
             index.add_many(signal_type, type_ids, values)
+    index.compact()  # one segment per index: each lookup pays a segment's fixed cost once
     return index, np.asarray(ids, dtype=np.int64), np.asarray(banks, dtype=np.int64)
 
 

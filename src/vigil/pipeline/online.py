@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,7 +48,7 @@ class Uploader:
 
 @dataclass(frozen=True)
 class MatchedUpload:
-    """The result of `match_upload`: the hash record, what matched, and the stored ids."""
+    """The result of `record_upload`: the hash record, what matched, and the stored ids."""
 
     record: HashRecord
     outcome: MatchOutcome
@@ -80,20 +81,24 @@ def hash_upload(path: Path, name: str, limits: MediaLimits, options: HashOptions
     return record
 
 
-def match_upload(
+def record_upload(
     database: Database,
-    matcher: BankMatcher,
     record: HashRecord,
+    outcome: MatchOutcome,
     *,
     content_ref: str | None = None,
     uploader: Uploader | None = None,
     token_id: int | None = None,
+    write_lock: AbstractContextManager[Any] | None = None,
 ) -> MatchedUpload:
-    """Match a hashed upload and record it, with its upload event and any actions, in one
-    transaction."""
-    (outcome,) = matcher.match([record])
+    """Record a matched upload, with its upload event and the actions its matches fire, in
+    one transaction. Matching (`BankMatcher.match`) is the caller's, so a server can run
+    the CPU-bound part and the database part in separate queues. `write_lock` is held
+    around the transaction only: a server passes one lock per process so its threads queue
+    for SQLite's single writer in order instead of polling for it (which left some waiting
+    for seconds)."""
     uploader = uploader or Uploader()
-    with database.session(immediate=True) as session:
+    with write_lock or nullcontext(), database.session(immediate=True) as session:
         content = record_content(session, record)
         event = UploadEvent(
             content_id=content.id,

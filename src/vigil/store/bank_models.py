@@ -146,6 +146,7 @@ class BankEntry(Base):
         Index("ix_bank_entry_signal_type_value_digest", "signal_type", "value_digest"),
         Index("ix_bank_entry_bank_id_external_id", "bank_id", "external_id"),
         Index("ix_bank_entry_import_id", "import_id"),
+        Index("ix_bank_entry_disabled_until", "disabled_until"),
         CheckConstraint(_in("industry", INDUSTRY_CODES, nullable=True), name="industry"),
         CheckConstraint(_in("uk_category", UK_CATEGORIES, nullable=True), name="uk_category"),
         CheckConstraint("false_positive_count >= 0", name="false_positive_count"),

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 
 from vigil.api.observability import HASHES, MATCHES
 from vigil.api.security import Hasher, Matcher, State
 from vigil.api.state import ServiceState
 from vigil.api.uploads import ReceivedUpload, receive_upload
 from vigil.pipeline.hashing import HashRecord
-from vigil.pipeline.online import hash_upload, match_upload, online_options
+from vigil.pipeline.matching import MatchOutcome
+from vigil.pipeline.online import hash_upload, online_options, record_upload
 
 router = APIRouter(prefix="/v1", tags=["hashing"])
 
@@ -69,7 +71,7 @@ def _hash(state: ServiceState, upload: ReceivedUpload) -> HashRecord:
 async def hash_content(request: Request, state: State, _: Hasher) -> dict[str, Any]:
     """Hash an upload; returns the `vigil hash` record. Nothing is stored."""
     async with receive_upload(request, state.settings) as upload:
-        record = await run_in_threadpool(_hash, state, upload)
+        record = await anyio.to_thread.run_sync(_hash, state, upload, limiter=state.uploads)
     return record.as_json()
 
 
@@ -79,19 +81,25 @@ async def match_content(request: Request, state: State, principal: Matcher) -> d
     and the ids it was stored under. Matches fire the banks' actions (webhooks)."""
     async with receive_upload(request, state.settings) as upload:
 
-        def run() -> dict[str, Any]:
+        def hash_and_match() -> tuple[HashRecord, MatchOutcome]:
             record = _hash(state, upload)
-            uploader = upload.meta.uploader
-            result = match_upload(
-                state.database,
-                state.matcher,
-                record,
-                content_ref=upload.meta.content_ref,
-                uploader=uploader.to_uploader() if uploader else None,
-                token_id=principal.id,
-            )
-            for match in result.outcome.matches:
-                MATCHES.labels(match.bank).inc()
-            return result.as_json()
+            (outcome,) = state.matcher.match([record])
+            return record, outcome
 
-        return await run_in_threadpool(run)
+        record, outcome = await anyio.to_thread.run_sync(hash_and_match, limiter=state.uploads)
+    uploader = upload.meta.uploader
+    result = await anyio.to_thread.run_sync(
+        partial(
+            record_upload,
+            state.database,
+            record,
+            outcome,
+            content_ref=upload.meta.content_ref,
+            uploader=uploader.to_uploader() if uploader else None,
+            token_id=principal.id,
+            write_lock=state.write_lock,
+        )
+    )
+    for match in outcome.matches:
+        MATCHES.labels(match.bank).inc()
+    return result.as_json()

@@ -508,7 +508,7 @@ def _lookup_media(
     bank_filter: set[str] | None,
 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """HMA's `TBankMatchBySignalType` for media: signal type -> bank -> matches. Nothing is
-    recorded (the matcher alone, not `match_upload`)."""
+    recorded (the matcher alone, not `record_upload`)."""
     hashes, record = _hash(state, media, content_type, types, for_matching=True)
     (outcome,) = state.matcher.match([record])
     found = _matches(outcome, bank_filter)

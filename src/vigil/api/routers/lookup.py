@@ -47,10 +47,10 @@ async def lookup_one(
     value: str = Query(..., max_length=65_536),
 ) -> dict[str, Any]:
     """Banks holding this hash (PDQ: within each bank's threshold). Answered on the event
-    loop: one lookup takes well under a millisecond, less than a thread hand-off."""
+    loop (one search takes less than a thread hand-off), searched together with the other
+    lookups in flight in this worker (`vigil.api.batching`)."""
     query = _query(signal_type, value, ["query"])
-    (outcome,) = lookup_hashes(state.matcher, [query])
-    return _result(query, outcome)
+    return _result(query, await state.lookups.lookup(query))
 
 
 class HashIn(BaseModel):

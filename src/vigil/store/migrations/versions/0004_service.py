@@ -1,5 +1,5 @@
 """The integration service: API tokens, users, upload events, webhook actions and their
-outbox, background jobs.
+outbox, background jobs; an index on `bank_entry.disabled_until`.
 
 Revision ID: 0004
 Revises: 0003
@@ -22,6 +22,8 @@ big_pk = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    # API workers ask every few seconds which disabled entries became active again.
+    op.create_index("ix_bank_entry_disabled_until", "bank_entry", ["disabled_until"], unique=False)
     op.create_table(
         "api_token",
         sa.Column("id", big_pk, nullable=False),
@@ -176,6 +178,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_bank_entry_disabled_until", table_name="bank_entry")
     op.drop_index(op.f("ix_action_delivery_status_next_attempt"), table_name="action_delivery")
     op.drop_table("action_delivery")
     op.drop_index(op.f("ix_upload_event_content_ref"), table_name="upload_event")
