@@ -7,7 +7,7 @@ while it is copied, so a hostile upload can neither fill memory nor be half-read
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -91,41 +91,42 @@ async def copy_capped(upload: UploadFile, target: Path, limit: int) -> None:
 async def receive_upload(request: Request, settings: Settings) -> AsyncIterator[ReceivedUpload]:
     """The upload in a request, in a temporary file removed afterwards."""
     content_type = request.headers.get("content-type", "")
-    folder = Path(tempfile.mkdtemp(prefix="vigil-upload-"))
-    try:
-        if content_type.startswith("multipart/form-data"):
-            async with request.form(max_files=1, max_fields=16) as form:
-                upload = form.get("file")
-                if not isinstance(upload, UploadFile):
-                    raise FieldError(["body", "file"], "a multipart field 'file' is required")
-                fields = {k: v for k, v in form.items() if isinstance(v, str)}
-                if "uploader" in fields:
-                    try:
-                        fields["uploader"] = json.loads(fields["uploader"])
-                    except ValueError:
-                        raise FieldError(["body", "uploader"], "must be a JSON object") from None
-                meta = _meta(fields)
-                path = folder / "upload"
+    if content_type.startswith("multipart/form-data"):
+        async with request.form(max_files=1, max_fields=16) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise FieldError(["body", "file"], "a multipart field 'file' is required")
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            if "uploader" in fields:
+                try:
+                    fields["uploader"] = json.loads(fields["uploader"])
+                except ValueError:
+                    raise FieldError(["body", "uploader"], "must be a JSON object") from None
+            meta = _meta(fields)
+            handle, name = tempfile.mkstemp(prefix="vigil-upload-")
+            os.close(handle)
+            path = Path(name)
+            try:
                 await copy_capped(upload, path, settings.max_file_bytes)
                 yield ReceivedUpload(path, upload.filename or "upload", meta)
-        elif content_type.startswith("application/json"):
-            try:
-                body = await request.json()
-            except ValueError:
-                raise FieldError(["body"], "the body is not valid JSON") from None
-            if not isinstance(body, dict):
-                raise FieldError(["body"], "must be a JSON object")
-            meta = _meta(body)
-            if not meta.url:
-                raise FieldError(["body", "url"], "a url (or a multipart file) is required")
-            policy = FetchPolicy.from_settings(settings)
-            fetched = await run_in_threadpool(fetch_url, meta.url, policy, directory=folder)
-            with fetched:
-                yield ReceivedUpload(fetched.path, meta.url, meta)
-        else:
-            raise UploadRejected(
-                ErrorCode.UNSUPPORTED_FORMAT,
-                "send multipart/form-data with a 'file' field, or application/json with a 'url'",
-            )
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+            finally:
+                path.unlink(missing_ok=True)
+    elif content_type.startswith("application/json"):
+        try:
+            body = await request.json()
+        except ValueError:
+            raise FieldError(["body"], "the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise FieldError(["body"], "must be a JSON object")
+        meta = _meta(body)
+        if not meta.url:
+            raise FieldError(["body", "url"], "a url (or a multipart file) is required")
+        policy = FetchPolicy.from_settings(settings)
+        fetched = await run_in_threadpool(fetch_url, meta.url, policy)
+        with fetched:  # removes the fetched file
+            yield ReceivedUpload(fetched.path, meta.url, meta)
+    else:
+        raise UploadRejected(
+            ErrorCode.UNSUPPORTED_FORMAT,
+            "send multipart/form-data with a 'file' field, or application/json with a 'url'",
+        )
