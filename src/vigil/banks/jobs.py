@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from vigil.banks.formats.base import ImportLimits
-from vigil.banks.importing import import_file
+from vigil.banks.importing import ImportReport, import_file
 from vigil.store import BankImport, Database, Job, utcnow
 
 log = logging.getLogger("vigil.jobs")
@@ -122,15 +122,7 @@ def job_view(session: Session, job: Job) -> dict[str, Any]:
     if import_id is not None and job.status == "running":
         record = session.get(BankImport, import_id)
         if record is not None:
-            progress.update(
-                file_bytes=record.file_bytes,
-                added=record.added,
-                updated=record.updated,
-                unchanged=record.unchanged,
-                removed=record.removed,
-                rejected=record.rejected,
-                skipped=record.skipped,
-            )
+            progress.update(ImportReport.from_record(record, job.params["bank"]).as_json())
     params = {k: v for k, v in job.params.items() if k != "upload"}
     return {
         "id": job.id,

@@ -10,13 +10,11 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,6 +23,7 @@ from vigil import actions
 from vigil.actions.rules import rule_bank_names
 from vigil.actions.views import delivery_json, rule_json
 from vigil.banks import BankError
+from vigil.cli.common import database_session, err_console, stdout_console, usage_error
 from vigil.config import get_settings
 from vigil.store import ActionDelivery, ActionRule, open_database
 
@@ -36,8 +35,6 @@ rules_app = typer.Typer(
     help="Action rules: which webhook a bank's matches call.", no_args_is_help=True
 )
 actions_app.add_typer(rules_app, name="rules")
-
-_err = Console(stderr=True, highlight=False)
 
 
 class Status(StrEnum):
@@ -51,25 +48,6 @@ class Classification(StrEnum):
     A2 = "A2"
     B1 = "B1"
     B2 = "B2"
-
-
-def _usage(message: str) -> NoReturn:
-    _err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
-
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    database = open_database(get_settings())
-    try:
-        with database.session() as session:
-            yield session
-    finally:
-        database.dispose()
-
-
-def _out() -> Console:
-    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
 
 
 def _when(value: Any) -> str:
@@ -101,7 +79,7 @@ def rules_add(
     max_attempts: Annotated[int, typer.Option(help="Tries before a delivery is dead.")] = 8,
 ) -> None:
     """Add an action rule (enabled)."""
-    with _session() as session:
+    with database_session() as session:
         try:
             rule = actions.create_rule(
                 session,
@@ -114,8 +92,8 @@ def rules_add(
                 max_attempts=max_attempts,
             )
         except (ValueError, actions.ActionError, BankError) as error:
-            _usage(str(error))
-        _err.print(f"added rule {rule.name} (id {rule.id}): {rule.action} on bank {bank}")
+            usage_error(str(error))
+        err_console.print(f"added rule {rule.name} (id {rule.id}): {rule.action} on bank {bank}")
 
 
 @rules_app.command("list")
@@ -124,11 +102,11 @@ def rules_list(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
 ) -> None:
     """List the action rules."""
-    with _session() as session:
+    with database_session() as session:
         try:
             rules = actions.list_rules(session, bank)
         except BankError as error:
-            _usage(str(error))
+            usage_error(str(error))
         banks = rule_bank_names(session, rules)
         if as_json:
             print(json.dumps([rule_json(r, banks[r.bank_id]) for r in rules], indent=2))
@@ -147,16 +125,16 @@ def rules_list(
                 "yes" if rule.enabled else "no",
                 str(rule.max_attempts),
             )
-        _out().print(table)
+        stdout_console().print(table)
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
-    with _session() as session:
+    with database_session() as session:
         try:
             rule = actions.set_rule_enabled(session, name, enabled)
         except actions.ActionError as error:
-            _usage(f"{error} (vigil actions rules list shows them)")
-        _err.print(f"rule {rule.name} {'enabled' if enabled else 'disabled'}")
+            usage_error(f"{error} (vigil actions rules list shows them)")
+        err_console.print(f"rule {rule.name} {'enabled' if enabled else 'disabled'}")
 
 
 @rules_app.command("enable")
@@ -174,12 +152,12 @@ def rules_disable(name: Annotated[str, typer.Argument(help="Rule name.")]) -> No
 @rules_app.command("delete")
 def rules_delete(name: Annotated[str, typer.Argument(help="Rule name.")]) -> None:
     """Delete a rule and its finished deliveries (refused while any is pending)."""
-    with _session() as session:
+    with database_session() as session:
         try:
             actions.delete_rule(session, name)
         except (ValueError, actions.ActionError) as error:
-            _usage(str(error))
-        _err.print(f"deleted rule {name}")
+            usage_error(str(error))
+        err_console.print(f"deleted rule {name}")
 
 
 # --- deliveries / retry -------------------------------------------------------------------
@@ -201,13 +179,13 @@ def deliveries(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
 ) -> None:
     """List deliveries (the outbox), newest first; dead letters show their last error."""
-    with _session() as session:
+    with database_session() as session:
         try:
             found = actions.list_deliveries(
                 session, status=None if status is None else status.value, rule=rule, limit=limit
             )
         except actions.ActionError as error:
-            _usage(str(error))
+            usage_error(str(error))
         names = _rule_names(session, found)
         if as_json:
             print(
@@ -228,8 +206,10 @@ def deliveries(
                 str(delivery.last_status) if delivery.last_status is not None else "-",
                 delivery.last_error or "-",
             )
-        _out().print(table)
-        _err.print("outbox: " + ", ".join(f"{count} {name}" for name, count in depth.items()))
+        stdout_console().print(table)
+        err_console.print(
+            "outbox: " + ", ".join(f"{count} {name}" for name, count in depth.items())
+        )
 
 
 @actions_app.command("retry")
@@ -242,19 +222,19 @@ def retry(
 ) -> None:
     """Bring dead deliveries back: pending, attempts reset, due now (same Idempotency-Key)."""
     if (delivery_id is None) == (not all_dead):
-        _usage("give a delivery id or --all-dead (not both)")
+        usage_error("give a delivery id or --all-dead (not both)")
     if rule is not None and not all_dead:
-        _usage("--rule goes with --all-dead")
-    with _session() as session:
+        usage_error("--rule goes with --all-dead")
+    with database_session() as session:
         try:
             if delivery_id is not None:
                 actions.retry_delivery(session, delivery_id)
-                _err.print(f"delivery {delivery_id} is pending again")
+                err_console.print(f"delivery {delivery_id} is pending again")
             else:
                 count = actions.retry_dead(session, rule)
-                _err.print(f"{count} dead deliveries pending again")
+                err_console.print(f"{count} dead deliveries pending again")
         except actions.ActionError as error:
-            _usage(str(error))
+            usage_error(str(error))
 
 
 # --- work ---------------------------------------------------------------------------------
@@ -291,7 +271,7 @@ def work(
                 print(", ".join(f"{count} {name}" for name, count in done.as_json().items()))
             return
         previous = signal.signal(signal.SIGTERM, lambda *_: worker.request_stop())
-        _err.print("delivering actions (Ctrl-C stops)")
+        err_console.print("delivering actions (Ctrl-C stops)")
         try:
             worker.run()
         except KeyboardInterrupt:

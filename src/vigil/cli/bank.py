@@ -9,27 +9,24 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
 from vigil import banks
+from vigil.cli.common import database_session, err_console, stdout_console, usage_error
 from vigil.config import get_settings
-from vigil.store import Bank, open_database
+from vigil.store import Bank
 
 bank_app = typer.Typer(
     help="Hash banks: named hash lists to match against (create, import, export, ...).",
     no_args_is_help=True,
 )
 
-_err = Console(stderr=True, highlight=False)
 _COUNTS = ("added", "updated", "unchanged", "removed", "rejected", "skipped")
 
 
@@ -63,30 +60,11 @@ class ExportFormatChoice(StrEnum):
     PLAIN = "plain"
 
 
-def _usage(message: str) -> NoReturn:
-    _err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
-
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    database = open_database(get_settings())
-    try:
-        with database.session() as session:
-            yield session
-    finally:
-        database.dispose()
-
-
 def _get(session: Session, name: str) -> Bank:
     try:
         return banks.get_bank(session, name)
     except banks.BankNotFound:
-        _usage(f"no bank named {name!r} (vigil bank list shows them)")
-
-
-def _out() -> Console:
-    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+        usage_error(f"no bank named {name!r} (vigil bank list shows them)")
 
 
 # --- create / update / enable / disable / delete ------------------------------------------
@@ -121,7 +99,7 @@ def create(
     ] = 0.0,
 ) -> None:
     """Create a bank."""
-    with _session() as session:
+    with database_session() as session:
         try:
             bank = banks.create_bank(
                 session,
@@ -139,8 +117,8 @@ def create(
                 vpdq_query_share=vpdq_query_share,
             )
         except (ValueError, banks.BankError) as error:
-            _usage(str(error))
-        _err.print(f"created bank {bank.name} ({bank.kind}, id {bank.id})")
+            usage_error(str(error))
+        err_console.print(f"created bank {bank.name} ({bank.kind}, id {bank.id})")
 
 
 @bank_app.command("update")
@@ -174,21 +152,21 @@ def update(
     }
     changes = {key: value for key, value in given.items() if value is not None}
     if not changes:
-        _usage("nothing to change: give at least one option")
-    with _session() as session:
+        usage_error("nothing to change: give at least one option")
+    with database_session() as session:
         bank = _get(session, name)
         try:
             banks.update_bank(session, bank, **changes)
         except ValueError as error:
-            _usage(str(error))
-        _err.print(f"updated bank {bank.name}")
+            usage_error(str(error))
+        err_console.print(f"updated bank {bank.name}")
 
 
 def _set_enabled(name: str, enabled: bool) -> None:
-    with _session() as session:
+    with database_session() as session:
         bank = _get(session, name)
         banks.set_enabled(session, bank, enabled)
-        _err.print(f"bank {bank.name} {'enabled' if enabled else 'disabled'}")
+        err_console.print(f"bank {bank.name} {'enabled' if enabled else 'disabled'}")
 
 
 @bank_app.command("enable")
@@ -209,15 +187,15 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a bank with all its entries and import records."""
-    with _session() as session:
+    with database_session() as session:
         bank = _get(session, name)
         total = sum(banks.entry_counts(session, bank).values())
         if not yes and not typer.confirm(
             f"Delete bank {bank.name} and its {total} entries?", err=True
         ):
-            _usage("not deleted (confirm, or pass --yes)")
+            usage_error("not deleted (confirm, or pass --yes)")
         banks.delete_bank(session, bank)
-        _err.print(f"deleted bank {name} ({total} entries)")
+        err_console.print(f"deleted bank {name} ({total} entries)")
 
 
 # --- list / show --------------------------------------------------------------------------
@@ -228,7 +206,7 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
 ) -> None:
     """List the banks with their entry counts."""
-    with _session() as session:
+    with database_session() as session:
         summaries = banks.list_banks(session)
         if as_json:
             print(json.dumps([s.as_json() for s in summaries], indent=2))
@@ -247,7 +225,7 @@ def list_command(
                 str(summary.total),
                 ", ".join(f"{k}={v}" for k, v in summary.counts.items()) or "-",
             )
-        _out().print(table)
+        stdout_console().print(table)
 
 
 @bank_app.command("show")
@@ -256,7 +234,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables.")] = False,
 ) -> None:
     """Show a bank's settings, entry counts and recent imports."""
-    with _session() as session:
+    with database_session() as session:
         bank = _get(session, name)
         counts = banks.entry_counts(session, bank)
         imports = [
@@ -268,7 +246,7 @@ def show(
             data["imports"] = [report.as_json() for report in imports]
             print(json.dumps(data, indent=2))
             return
-        out = _out()
+        out = stdout_console()
         settings = Table(show_header=False, title=f"bank {bank.name}")
         settings.add_column("setting")
         settings.add_column("value")
@@ -339,7 +317,7 @@ def import_command(
     Exit 1 when rows were rejected or the file could not be read (then nothing changes).
     """
     settings = get_settings()
-    with _session() as session:
+    with database_session() as session:
         bank = _get(session, name)
         try:
             report = banks.import_file(
@@ -355,7 +333,7 @@ def import_command(
                 limits=banks.limits_from_settings(settings),
             )
         except ValueError as error:
-            _usage(str(error))
+            usage_error(str(error))
     if as_json:
         print(json.dumps(report.as_json(), indent=2))
     else:
@@ -365,13 +343,13 @@ def import_command(
 
 def _print_report(report: banks.ImportReport) -> None:
     if report.status == "failed":
-        _err.print(f"[red]import failed[/red] ({report.file_name}): {report.error}")
+        err_console.print(f"[red]import failed[/red] ({report.file_name}): {report.error}")
         if report.added or report.updated or report.removed:
-            _err.print("the batches applied before the failure stay: import again to finish")
+            err_console.print("the batches applied before the failure stay: import again to finish")
         else:
-            _err.print("nothing was imported")
+            err_console.print("nothing was imported")
         return
-    out = _out()
+    out = stdout_console()
     table = Table(title=f"import {report.import_id}: {report.file_name} -> {report.bank}")
     for column in _COUNTS:
         table.add_column(column, justify="right")
@@ -391,7 +369,7 @@ def _print_report(report: banks.ImportReport) -> None:
         for reason, count in sorted(report.skipped_reasons.items()):
             skipped.add_row(reason, str(count))
         out.print(skipped)
-    _err.print(f"file sha256 {report.file_sha256}, {report.file_bytes} bytes")
+    err_console.print(f"file sha256 {report.file_sha256}, {report.file_bytes} bytes")
 
 
 @bank_app.command("export")
@@ -408,7 +386,7 @@ def export(
     ] = None,
 ) -> None:
     """Export a bank's entries; the CSV imports back as the same entries."""
-    with _session() as session:
+    with database_session() as session:
         bank = _get(session, name)
         partial = output.with_name(output.name + ".partial") if output else None
         stream = partial.open("w", encoding="utf-8", newline="") if partial else sys.stdout
@@ -418,13 +396,13 @@ def export(
             if partial:
                 stream.close()
                 partial.unlink(missing_ok=True)
-            _usage(str(error))
+            usage_error(str(error))
         if partial and output:
             stream.close()
             os.replace(partial, output)
         else:
             stream.flush()
-    _err.print(f"exported {count} entries")
+    err_console.print(f"exported {count} entries")
 
 
 # --- add / remove -------------------------------------------------------------------------
@@ -442,7 +420,7 @@ def add(
     note: Annotated[str | None, typer.Option(help="Free text.")] = None,
 ) -> None:
     """Add one value to a bank (adding it again changes nothing)."""
-    with _session() as session:
+    with database_session() as session:
         bank = _get(session, name)
         try:
             entry, new = banks.add_entry(
@@ -455,8 +433,8 @@ def add(
                 note=note,
             )
         except ValueError as error:
-            _usage(str(error))
-        _err.print(f"{'added' if new else 'already there:'} entry {entry.id} in {bank.name}")
+            usage_error(str(error))
+        err_console.print(f"{'added' if new else 'already there:'} entry {entry.id} in {bank.name}")
 
 
 @bank_app.command("remove")
@@ -468,15 +446,15 @@ def remove(
 ) -> None:
     """Remove one entry, by signal type and value or by --id."""
     if (entry_id is None) == (value is None):
-        _usage("give SIGNAL_TYPE VALUE, or --id N")
-    with _session() as session:
+        usage_error("give SIGNAL_TYPE VALUE, or --id N")
+    with database_session() as session:
         bank = _get(session, name)
         try:
             removed = banks.remove_entry(
                 session, bank, entry_id=entry_id, signal_type=signal_type, value=value
             )
         except ValueError as error:
-            _usage(str(error))
+            usage_error(str(error))
         if not removed:
-            _usage(f"no such entry in bank {bank.name}")
-        _err.print(f"removed 1 entry from {bank.name}")
+            usage_error(f"no such entry in bank {bank.name}")
+        err_console.print(f"removed 1 entry from {bank.name}")

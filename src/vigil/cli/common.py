@@ -1,5 +1,6 @@
-"""Pieces the file-processing commands (`hash`, `scan`) share: path expansion, the progress
-bar, and output files that appear only when complete."""
+"""Pieces the commands share: path expansion, the progress bar and output files that appear
+only when complete (`hash`, `scan`); the database session, consoles and usage errors of the
+management commands (`bank`, `tokens`, `users`, `actions`)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated, NoReturn, TextIO
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from sqlalchemy.orm import Session
 
 PathsArgument = Annotated[
     list[str],
@@ -72,3 +75,32 @@ def output_stream(output: Path | None) -> Iterator[TextIO]:
     with partial.open("w", encoding="utf-8") as stream:
         yield stream
     os.replace(partial, output)
+
+
+err_console = Console(stderr=True, highlight=False)
+"""Messages and warnings: stderr, so stdout stays data for scripts."""
+
+
+def usage_error(message: str) -> NoReturn:
+    """Print `error: message` on stderr and exit with status 2 (bad input)."""
+    err_console.print(f"[red]error:[/red] {escape(message)}")
+    raise typer.Exit(2)
+
+
+@contextmanager
+def database_session() -> Iterator[Session]:
+    """A session on the configured database (migrated), committed when the block ends."""
+    from vigil.config import get_settings
+    from vigil.store import open_database
+
+    database = open_database(get_settings())
+    try:
+        with database.session() as session:
+            yield session
+    finally:
+        database.dispose()
+
+
+def stdout_console() -> Console:
+    """Tables on stdout: the terminal's width, or a wide fixed one when piped."""
+    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)

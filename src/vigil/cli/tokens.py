@@ -7,48 +7,22 @@ never shown again. Exit status: 0 done; 2 usage error (bad option, unknown token
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from vigil import auth
 from vigil.banks import default_actor
-from vigil.config import get_settings
-from vigil.store import ApiToken, open_database
+from vigil.cli.common import database_session, err_console, stdout_console, usage_error
+from vigil.store import ApiToken
 
 tokens_app = typer.Typer(
     help="API tokens: bearer secrets for the HTTP API (create, list, revoke).",
     no_args_is_help=True,
 )
-
-_err = Console(stderr=True, highlight=False)
-
-
-def _usage(message: str) -> NoReturn:
-    _err.print(f"[red]error:[/red] {escape(message)}")
-    raise typer.Exit(2)
-
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    database = open_database(get_settings())
-    try:
-        with database.session() as session:
-            yield session
-    finally:
-        database.dispose()
-
-
-def _out() -> Console:
-    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
 
 
 def _time(value: datetime | None) -> str:
@@ -97,8 +71,8 @@ def create(
     try:
         expiry = auth.parse_expiry(expires) if expires is not None else None
     except ValueError as error:
-        _usage(str(error))
-    with _session() as session:
+        usage_error(str(error))
+    with database_session() as session:
         try:
             token, secret = auth.create_token(
                 session,
@@ -109,10 +83,10 @@ def create(
                 rate_limit_per_minute=rate_limit,
             )
         except (ValueError, auth.AuthError) as error:
-            _usage(str(error))
+            usage_error(str(error))
         summary = f"created token {token.name} ({', '.join(token.scopes)}, prefix {token.prefix})"
-    _err.print(escape(summary))
-    _err.print("[bold yellow]the secret below is shown once: store it now[/bold yellow]")
+    err_console.print(escape(summary))
+    err_console.print("[bold yellow]the secret below is shown once: store it now[/bold yellow]")
     print(secret, flush=True)
 
 
@@ -121,7 +95,7 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
 ) -> None:
     """List tokens (never their secrets): revoked and expired ones included."""
-    with _session() as session:
+    with database_session() as session:
         tokens = auth.list_tokens(session)
         if as_json:
             print(json.dumps([_token_json(token) for token in tokens], indent=2))
@@ -141,16 +115,16 @@ def list_command(
                 _time(token.revoked),
                 _time(token.last_used),
             )
-        _out().print(table)
+        stdout_console().print(table)
 
 
 @tokens_app.command("revoke")
 def revoke(name: Annotated[str, typer.Argument(help="Token name.")]) -> None:
     """Revoke a token for good. API workers may accept it for a few seconds more (their
     token cache, VIGIL_API_TOKEN_CACHE_SECONDS)."""
-    with _session() as session:
+    with database_session() as session:
         try:
             token = auth.revoke_token(session, name)
         except auth.TokenNotFound:
-            _usage(f"no token named {name!r} (vigil tokens list shows them)")
-        _err.print(escape(f"revoked token {token.name} (at {_time(token.revoked)})"))
+            usage_error(f"no token named {name!r} (vigil tokens list shows them)")
+        err_console.print(escape(f"revoked token {token.name} (at {_time(token.revoked)})"))

@@ -9,46 +9,21 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from vigil import auth
-from vigil.config import get_settings
-from vigil.store import AppUser, open_database
+from vigil.cli.common import database_session, err_console, stdout_console, usage_error
+from vigil.store import AppUser
 
 users_app = typer.Typer(
     help="Console users and their roles (create, list, disable, enable).",
     no_args_is_help=True,
 )
-
-_err = Console(stderr=True, highlight=False)
-
-
-def _usage(message: str) -> NoReturn:
-    _err.print(f"[red]error:[/red] {escape(message)}")
-    raise typer.Exit(2)
-
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    database = open_database(get_settings())
-    try:
-        with database.session() as session:
-            yield session
-    finally:
-        database.dispose()
-
-
-def _out() -> Console:
-    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
 
 
 def _time(value: datetime | None) -> str:
@@ -72,7 +47,7 @@ def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         line = sys.stdin.readline()
         if not line:
-            _usage("--password-stdin: nothing on stdin")
+            usage_error("--password-stdin: nothing on stdin")
         return line.removesuffix("\n").removesuffix("\r")
     password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
     return password
@@ -99,16 +74,16 @@ def create(
         auth.check_username(username)
         auth.check_roles(role)
     except ValueError as error:
-        _usage(str(error))
+        usage_error(str(error))
     password = _read_password(password_stdin)
-    with _session() as session:
+    with database_session() as session:
         try:
             user = auth.create_user(
                 session, username, password, role, display_name=display_name, email=email
             )
         except (ValueError, auth.AuthError) as error:
-            _usage(str(error))
-        _err.print(f"created user {user.username} ({', '.join(user.roles)})")
+            usage_error(str(error))
+        err_console.print(f"created user {user.username} ({', '.join(user.roles)})")
 
 
 @users_app.command("list")
@@ -116,7 +91,7 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
 ) -> None:
     """List users and their roles (never their password hashes)."""
-    with _session() as session:
+    with database_session() as session:
         users = auth.list_users(session)
         if as_json:
             print(json.dumps([_user_json(user) for user in users], indent=2))
@@ -135,19 +110,19 @@ def list_command(
                 _time(user.disabled),
                 _time(user.last_login),
             )
-        _out().print(table)
+        stdout_console().print(table)
 
 
 def _set_disabled(username: str, disabled: bool) -> None:
-    with _session() as session:
+    with database_session() as session:
         try:
             if disabled:
                 user = auth.disable_user(session, username)
             else:
                 user = auth.enable_user(session, username)
         except auth.UserNotFound:
-            _usage(f"no user named {username!r} (vigil users list shows them)")
-        _err.print(f"user {user.username} {'disabled' if disabled else 'enabled'}")
+            usage_error(f"no user named {username!r} (vigil users list shows them)")
+        err_console.print(f"user {user.username} {'disabled' if disabled else 'enabled'}")
 
 
 @users_app.command("disable")
