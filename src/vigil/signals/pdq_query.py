@@ -155,8 +155,10 @@ def _query(
             hashes.add(
                 f"caption:{band.side}", _uncaptioned_grid(plane, band), dihedral=options.dihedral
             )
-    for fraction in options.uncrop:
-        hashes.add(f"uncrop:{100 * fraction:g}", _uncropped_grid(coarse, fraction))
+    for fraction, grid in zip(
+        options.uncrop, _uncropped_grids(coarse, options.uncrop), strict=True
+    ):
+        hashes.add(f"uncrop:{100 * fraction:g}", grid)
     return value, quality, hashes.result
 
 
@@ -208,14 +210,15 @@ def dct_hashes(pixels: Pixels, *, dihedral: bool) -> tuple[list[str], int]:
             coefficients.T,  # flip +1
             (coefficients * _CHECKER).T,  # flip -1
         ]
-    return [_bits_hex(variant) for variant in variants], int(quality)
+    return _bits_hex(np.stack(variants).reshape(len(variants), 256)), int(quality)
 
 
-def _bits_hex(coefficients: Floats) -> str:
-    flat = coefficients.ravel()
-    median = np.partition(flat, 127)[127]
+def _bits_hex(coefficients: Floats) -> list[str]:
+    """The hash of each row of coefficients (each a 16 x 16 block, flattened)."""
+    medians = np.partition(coefficients, 127, axis=1)[:, 127:128]
     # Bit i * 16 + j is coefficient [i, j]; the hex form starts with bit 255.
-    return np.packbits((flat > median)[::-1]).tobytes().hex()
+    packed = np.packbits((coefficients > medians)[:, ::-1], axis=1)
+    return [row.tobytes().hex() for row in packed]
 
 
 # ----------------------------------------------------------------------------------------
@@ -296,18 +299,42 @@ def _placed_grid(
 ) -> Pixels:
     """PDQ's samples of a canvas (full-resolution size, default the box's own) holding the
     pixels under `box` at `offset`; any of the canvas they do not cover is extrapolated."""
-    extent = _extent(plane, box)
-    width, height = canvas or extent
-    (bx, by) = plane.block
-    rows = axis_weights(height, offset[1], by, box.bottom - box.top, extent[1])
-    cols = axis_weights(width, offset[0], bx, box.right - box.left, extent[0])
-    covered = plane.values[box.top : box.bottom, box.left : box.right]
-    grid = (rows @ covered @ cols.T).astype(np.float64)
-    coverage = np.outer(rows.sum(axis=1), cols.sum(axis=1)).astype(np.float64)
+    grid, coverage = _placed_samples(plane, box, canvas, offset)
     return _to_pixels(_complete(grid, coverage))
 
 
+def _placed_samples(
+    plane: LumaPlane,
+    box: Box,
+    canvas: tuple[int, int] | None = None,
+    offset: tuple[int, int] = (0, 0),
+) -> tuple[Floats, Floats]:
+    """`_placed_grid`'s samples before extrapolation, and the share of each they cover."""
+    extent = _extent(plane, box)
+    width, height = canvas or extent
+    (bx, by) = plane.block
+    row_axis = (height, offset[1], by, box.bottom - box.top, extent[1])
+    col_axis = (width, offset[0], bx, box.right - box.left, extent[0])
+    rows, cols = axis_weights(*row_axis), axis_weights(*col_axis)
+    covered = plane.values[box.top : box.bottom, box.left : box.right]
+    grid = (rows @ covered @ cols.T).astype(np.float64)
+    coverage = np.outer(_axis_coverage(*row_axis), _axis_coverage(*col_axis)).astype(np.float64)
+    return grid, coverage
+
+
+@lru_cache(maxsize=512)
+def _axis_coverage(
+    canvas: int, offset: int, block: int, cells: int, extent: int
+) -> NDArray[np.float32]:
+    """The share of each of PDQ's samples along an axis that the cells cover: the sums of
+    `axis_weights`' rows."""
+    share: NDArray[np.float32] = axis_weights(canvas, offset, block, cells, extent).sum(axis=1)
+    share.flags.writeable = False
+    return share
+
+
 def _to_pixels(grid: Floats) -> Pixels:
+    """The samples (a 64 x 64 grid, or a stack of them) as grey RGB pixels for pdqhash."""
     samples = np.clip(np.rint(grid), 0, 255).astype(np.uint8)
     return np.lib.stride_tricks.as_strided(
         samples, shape=(*samples.shape, 3), strides=(*samples.strides, 0), writeable=False
@@ -327,40 +354,101 @@ def _complete(grid: Floats, coverage: Floats) -> Floats:
     mean; the others, ring by ring outwards, take the mean of their already known
     neighbours (8-connected: the extension blurs as it goes), fading towards the mean of
     the covered samples with the distance."""
-    if coverage.min() >= _COVERED:
-        return grid
-    known = coverage >= _KNOWN
-    if not known.any():
-        return grid
-    mean_value = np.where(known, grid / np.maximum(coverage, 1e-9), 0.0)
-    overall = float(mean_value[known].mean())
-    fill = mean_value.copy()
-    distance = np.zeros(grid.shape)
-    ring = 0
-    while not known.all():
-        ring += 1
-        total = _box3(np.where(known, fill, 0.0))
-        count = _box3(known.astype(np.float64))
-        new = ~known & (count > 0.5)
-        fill[new] = total[new] / count[new]
-        distance[new] = ring
-        known |= new
-    if ring:
-        fade = _FADE * distance / ring
-        fill = fill * (1 - fade) + overall * fade
-    completed: Floats = grid + (1 - np.minimum(coverage, 1.0)) * fill
+    completed: Floats = _complete_many(grid[None], coverage[None])[0]
     return completed
 
 
-def _box3(values: Floats) -> Floats:
-    """Sum over each cell's 3 x 3 neighbourhood (zero outside the grid)."""
-    rows = values.copy()
-    rows[1:] += values[:-1]
-    rows[:-1] += values[1:]
-    total = rows.copy()
-    total[:, 1:] += rows[:, :-1]
-    total[:, :-1] += rows[:, 1:]
-    return total
+_PADDED = GRID + 2
+"""Side of a grid with a border of one zero sample all round."""
+_NEIGHBOURS = np.array(
+    [0, -_PADDED, _PADDED, -1, -1 - _PADDED, -1 + _PADDED, 1, 1 - _PADDED, 1 + _PADDED]
+)
+"""Flat offsets, in a padded grid, of a sample's 3 x 3 neighbours, in the order they are
+added: each column (own, left, right) as (own row + above) + below, then the columns as
+(own + left) + right."""
+
+
+def _complete_many(grids: Floats, coverages: Floats) -> Floats:
+    """`_complete` of each of a stack of grids (N x 64 x 64), at once.
+
+    Each ring computes only the samples it fills: the 3 x 3 sum of the known values round
+    the sample (unknown ones and those off the grid counting 0, added in `_NEIGHBOURS`'
+    order) divided by how many of them are known; the same arithmetic whatever the stack,
+    so every grid comes out as it would alone. The grids lie in a border of zeros (never
+    filled), so that a sample's neighbours are at fixed offsets in the flattened stack."""
+    active = [
+        index
+        for index, coverage in enumerate(coverages)
+        if coverage.min() < _COVERED and (coverage >= _KNOWN).any()
+    ]
+    if not active:
+        return grids.copy()
+    count = len(active)
+    if count == len(grids):
+        grid, coverage = grids, coverages
+    else:
+        grid, coverage = grids[active], coverages[active]
+    known = coverage >= _KNOWN
+    mean_value = np.where(known, grid / np.maximum(coverage, 1e-9), 0.0)
+    overall = np.array([mean_value[i][known[i]].mean() for i in range(count)])
+    # Padded stacks: the values (0 where unknown), which are known, which are still to fill,
+    # and the ring that filled each.
+    shape = (count, _PADDED, _PADDED)
+    padded = np.zeros(shape)
+    fill = padded[:, 1:-1, 1:-1]
+    fill[...] = mean_value
+    is_known = np.zeros(shape, np.uint8)
+    is_known[:, 1:-1, 1:-1] = known
+    is_open = np.zeros(shape, bool)
+    np.logical_not(known, out=is_open[:, 1:-1, 1:-1])
+    distance = np.zeros(shape)
+    flat_fill, flat_known = padded.reshape(-1), is_known.reshape(-1)
+    flat_open, flat_distance = is_open.reshape(-1), distance.reshape(-1)
+    size, row = flat_known.size, _PADDED
+    ring = 0
+    while True:
+        # How many of each sample's 3 x 3 neighbours are known (at the flat index less
+        # row + 1): the samples still to fill with one or more are the next ring.
+        column = flat_known[: size - 2 * row] + flat_known[row : size - row]
+        column += flat_known[2 * row :]
+        neighbours = column[:-2] + column[1:-1]
+        neighbours += column[2:]
+        new = np.flatnonzero((neighbours != 0) & flat_open[row + 1 : size - row - 1])
+        if len(new) == 0:
+            break
+        ring += 1
+        at = new + (row + 1)
+        around = flat_fill[at[None, :] + _NEIGHBOURS[:, None]]
+        total = around[0] + around[1]
+        total += around[2]
+        left = around[3] + around[4]
+        left += around[5]
+        right = around[6] + around[7]
+        right += around[8]
+        total += left
+        total += right
+        flat_fill[at] = total / neighbours[new]
+        flat_known[at] = 1
+        flat_open[at] = False
+        flat_distance[at] = ring
+    fill = np.ascontiguousarray(fill)
+    if ring:
+        distance = np.ascontiguousarray(distance[:, 1:-1, 1:-1])
+        rings = distance.reshape(count, -1).max(axis=1)
+        faded = np.flatnonzero(rings)
+        if len(faded) == count:
+            fade = _FADE * distance / rings[:, None, None]
+            fill = fill * (1 - fade) + overall[:, None, None] * fade
+        else:
+            for i in faded:
+                fade = _FADE * distance[i] / rings[i]
+                fill[i] = fill[i] * (1 - fade) + overall[i] * fade
+    result = grid + (1 - np.minimum(coverage, 1.0)) * fill
+    if count == len(grids):
+        return result
+    completed = grids.copy()
+    completed[active] = result
+    return completed
 
 
 # ----------------------------------------------------------------------------------------
@@ -634,12 +722,12 @@ def detect_band(values: Plane) -> Band | None:
     continue (`Band`), fitted on the rows on either side of the edge. Where no edge falls
     between two rows of cells, one running through a row is sought (`Band.mixed`)."""
     # Averaging along the edges sought keeps them sharp and the work small.
-    rows, cols = _average_across(values), _average_across(values.T)
-    narrows = {"bottom": rows, "top": rows[::-1], "right": cols, "left": cols[::-1]}
+    candidates = _band_candidates(_average_across(values), ("bottom", "top"))
+    candidates |= _band_candidates(_average_across(values.T), ("right", "left"))
     for mixed in (0, 1):
         best: tuple[float, Band] | None = None
-        for side, narrow in narrows.items():
-            found = _band_edge(_side_view(values, side), narrow, side, mixed)
+        for side in ("bottom", "top", "right", "left"):
+            found = _band_edge(_side_view(values, side), candidates[side, mixed])
             if found is not None and (best is None or found[0] > best[0]):
                 best = found
         if best is not None:
@@ -647,36 +735,160 @@ def detect_band(values: Plane) -> Band | None:
     return None
 
 
-def _band_edge(view: Plane, narrow: Floats, side: str, mixed: int) -> tuple[float, Band] | None:
-    """The best band edge towards the bottom of `view` (`narrow`: its rows averaged across),
-    with its score, or None."""
-    length = view.shape[0]
-    edges = np.arange(max(2, math.ceil((1 - _BAND_MAX) * length)), length - 2)
-    edges = edges[length - edges >= max(3, _BAND_MIN * length)]
-    step = np.abs(narrow[edges + mixed] - narrow[edges - 1]).mean(axis=1)
-    edges, step = edges[step >= _BAND_STEP], step[step >= _BAND_STEP]
-    if len(edges) == 0:
-        return None
-    outside, inside = narrow[edges - 1], narrow[edges + mixed]
-    scale, offset = _fit_blend(outside, inside)
-    residual = _rms(inside - (scale[:, None] * outside + offset[:, None]))
+@dataclass(frozen=True)
+class _Edges:
+    """The candidate edges of a band along one side (`side`, `mixed`), in the order of their
+    row in the side's view (`_side_view`, `length` rows; the band starts at that row), with
+    the mean grey-level step across each, the blend fitted there and its residual."""
+
+    side: str
+    mixed: int
+    length: int
+    rows: NDArray[np.int64]
+    step: Floats
+    scale: Floats
+    offset: Floats
+    residual: Floats
+
+
+def _band_candidates(narrow: Floats, sides: tuple[str, str]) -> dict[tuple[str, int], _Edges]:
+    """The candidate edges, for either `mixed`, along the two `sides` across which `narrow`
+    runs (its rows averaged across; `sides`: the side at the end of its rows, then the one
+    at their start): edges whose step (the mean absolute change between the rows either
+    side) is enough, whose blend (`inside ~ scale * outside + offset` per row pair, by the
+    geometric-mean regression, unbiased when both rows are noisy unlike least squares: scale
+    sign(covariance) * sqrt(spread_in / spread_out)) is a darkening or lightening, and which
+    the blend fits on these rows and the next ones out.
+
+    All four sides and mixes are done at once, and each statistic only as far as needed:
+    the steps between two rows once for both sides (|a - b| is |b - a|), each row's mean
+    and spread once, the covariance only where the blend can pass, the residuals only
+    where it does. Every statistic is computed row by row with the same operations whatever
+    the rows around (each reduction over one row's contiguous values), so an edge's
+    numbers do not depend on which other edges are computed with it."""
+    narrow = np.ascontiguousarray(narrow)
+    length, across = narrow.shape
+    layout = _edge_layout(length)
+    step = _row_changes(narrow)[layout.pair]
+    kept = np.flatnonzero(step >= _BAND_STEP)
+    step = step[kept]
+    inside, outside = layout.inside[kept], layout.outside[kept]
+    # Each row's mean and spread, once for all the rows the candidates use.
+    position = np.zeros(length, np.int64)
+    position[inside] = 1
+    position[outside] = 1
+    used = np.flatnonzero(position)
+    position[used] = np.arange(len(used))
+    at_inside, at_outside = position[inside], position[outside]
+    values = narrow[used]
+    mean = np.add.reduce(values, axis=1) / across
+    centred = values - mean[:, None]
+    spread = np.add.reduce(centred**2, axis=1) / across
+    spread_ratio = np.sqrt(spread[at_inside] / np.maximum(spread[at_outside], 1e-6))
+    # The scale is +-spread_ratio, or 0 where the rows do not covary, and then the residual
+    # is the inside row's spread: edges failing both tests cannot pass.
+    hopeful = np.flatnonzero(
+        (spread_ratio <= _BAND_MAX_SCALE) | (np.sqrt(spread[at_inside]) <= _BAND_FIT[0] * step)
+    )
+    kept, step, spread_ratio = kept[hopeful], step[hopeful], spread_ratio[hopeful]
+    at_inside, at_outside = at_inside[hopeful], at_outside[hopeful]
+    covariance = np.add.reduce(centred[at_outside] * centred[at_inside], axis=1) / across
+    scale = np.sign(covariance) * spread_ratio
+    offset = mean[at_inside] - scale * mean[at_outside]
+    passed = (scale >= 0) & (scale <= _BAND_MAX_SCALE)
+    kept, step, scale, offset = kept[passed], step[passed], scale[passed], offset[passed]
+    inside, outside = layout.inside[kept], layout.outside[kept]
+    residual = _rms(narrow[inside] - (scale[:, None] * narrow[outside] + offset[:, None]))
     next_residual = _rms(
-        narrow[edges + mixed + 1] - (scale[:, None] * narrow[edges - 2] + offset[:, None])
+        narrow[layout.next_inside[kept]]
+        - (scale[:, None] * narrow[layout.next_outside[kept]] + offset[:, None])
     )
-    good = (
-        (scale >= 0)
-        & (scale <= _BAND_MAX_SCALE)
-        & (residual <= _BAND_FIT[0] * step)
-        & (next_residual <= _BAND_FIT[1] * step)
-    )
+    passed = (residual <= _BAND_FIT[0] * step) & (next_residual <= _BAND_FIT[1] * step)
+    group = layout.group[kept]
+    found = {}
+    for index in range(4):
+        mixed, end = divmod(index, 2)
+        chosen = passed & (group == index)
+        found[sides[end], mixed] = _Edges(
+            sides[end],
+            mixed,
+            length,
+            layout.row[kept[chosen]],
+            step[chosen],
+            scale[chosen],
+            offset[chosen],
+            residual[chosen],
+        )
+    return found
+
+
+def _row_changes(narrow: Floats) -> Floats:
+    """The mean absolute change from each row of `narrow` to the next (`length - 1` of them,
+    for mixed 0), then from each row to the one after the next (mixed 1)."""
+    length, across = narrow.shape
+    if length < 3:
+        return np.zeros(0)
+    changes = np.empty(2 * length - 3)
+    difference = np.empty((length - 1, across))
+    for mixed, start in ((0, 0), (1, length - 1)):
+        rows = length - 1 - mixed
+        change = difference[:rows]
+        np.subtract(narrow[1 + mixed :], narrow[:rows], out=change)
+        np.abs(change, out=change)
+        changes[start : start + rows] = np.add.reduce(change, axis=1) / across
+    return changes
+
+
+@dataclass(frozen=True)
+class _EdgeLayout:
+    """The edges a band could have across `length` rows, for the sides at either end of the
+    rows, in groups by mixed and side (mixed 0 at the end of the rows, at their start, then
+    mixed 1 likewise), each group in the order of the edge's `row` in the side's view.
+    `inside`, `outside`, `next_inside`, `next_outside`: the rows either side of the edge
+    and the next ones out, as rows of the unturned rows; `pair`: where the step between
+    `inside` and `outside` is in `_row_changes`."""
+
+    row: NDArray[np.int64]
+    group: NDArray[np.int64]
+    inside: NDArray[np.int64]
+    outside: NDArray[np.int64]
+    next_inside: NDArray[np.int64]
+    next_outside: NDArray[np.int64]
+    pair: NDArray[np.int64]
+
+
+@lru_cache(maxsize=64)
+def _edge_layout(length: int) -> _EdgeLayout:
+    """The `_EdgeLayout` of `length` rows (read-only: it is shared)."""
+    rows = np.arange(max(2, math.ceil((1 - _BAND_MAX) * length)), length - 2)
+    rows = rows[length - rows >= max(3, _BAND_MIN * length)]
+    columns: list[list[NDArray[np.int64]]] = [[] for _ in range(7)]
+    for mixed in (0, 1):
+        # Row r of the view of the side at the end is row r; of the other, length - 1 - r.
+        for end, (base, sign) in enumerate(((0, 1), (length - 1, -1))):
+            inside, outside = base + sign * (rows + mixed), base + sign * (rows - 1)
+            pair = np.minimum(inside, outside) + mixed * (length - 1)
+            group = np.full(len(rows), 2 * mixed + end)
+            parts = (rows, group, inside, outside, inside + sign, outside - sign, pair)
+            for column, part in zip(columns, parts, strict=True):
+                column.append(part)
+    arrays = [np.concatenate(column).astype(np.int64) for column in columns]
+    for array in arrays:
+        array.flags.writeable = False
+    return _EdgeLayout(*arrays)
+
+
+def _band_edge(view: Plane, edges: _Edges) -> tuple[float, Band] | None:
+    """The best of the candidate band `edges` towards the bottom of `view`, with its
+    score, or None."""
     best: tuple[float, Band] | None = None
-    for i in np.flatnonzero(good):
-        if _is_plain_border(view[edges[i] + mixed :]):
+    for i, row in enumerate(edges.rows):
+        if _is_plain_border(view[row + edges.mixed :]):
             continue  # padding, not a caption: trimming's job
-        score = float(step[i] / (residual[i] + 1))
+        score = float(edges.step[i] / (edges.residual[i] + 1))
         if best is None or score > best[0]:
-            band = Band(side, int(length - edges[i]), float(scale[i]), float(offset[i]), mixed)
-            best = (score, band)
+            scale, offset = float(edges.scale[i]), float(edges.offset[i])
+            best = (score, Band(edges.side, int(edges.length - row), scale, offset, edges.mixed))
     return best
 
 
@@ -699,18 +911,6 @@ def _average_across(view: Plane) -> Floats:
 def _is_plain_border(band: Plane) -> bool:
     colour = float(np.median(band))
     return bool((np.abs(band - colour) <= _UNIFORM_TOLERANCE).mean() >= _UNIFORM_SHARE)
-
-
-def _fit_blend(outside: Floats, inside: Floats) -> tuple[Floats, Floats]:
-    """Per row pair, `inside ~ scale * outside + offset` by the geometric-mean regression
-    (unbiased when both rows are noisy, unlike least squares)."""
-    mean_out = outside.mean(axis=1, keepdims=True)
-    mean_in = inside.mean(axis=1, keepdims=True)
-    spread_out = ((outside - mean_out) ** 2).mean(axis=1)
-    spread_in = ((inside - mean_in) ** 2).mean(axis=1)
-    covariance = ((outside - mean_out) * (inside - mean_in)).mean(axis=1)
-    scale = np.sign(covariance) * np.sqrt(spread_in / np.maximum(spread_out, 1e-6))
-    return scale, mean_in[:, 0] - scale * mean_out[:, 0]
 
 
 def _rms(values: Floats) -> Floats:
@@ -772,12 +972,24 @@ def _unside_view(view: Plane, side: str) -> Plane:
 # Undoing a central crop
 
 
-def _uncropped_grid(plane: LumaPlane, fraction: float) -> Pixels:
+def _uncropped_grids(plane: LumaPlane, fractions: tuple[float, ...]) -> list[Pixels]:
     """PDQ's samples of the query as the centre of a canvas it would be a crop of, losing
-    `fraction` of the canvas on each side; the margin is extrapolated from the edges."""
+    `fraction` of the canvas on each side, for each of `fractions`; the margin is
+    extrapolated from the edges."""
+    if not fractions:
+        return []
     width, height = plane.size
-    pad = fraction / (1 - 2 * fraction)
-    margin = (round(pad * width), round(pad * height))
-    canvas = (width + 2 * margin[0], height + 2 * margin[1])
     rows, cols = plane.values.shape
-    return _placed_grid(plane, Box(0, 0, cols, rows), canvas, margin)
+    samples = []
+    for fraction in fractions:
+        pad = fraction / (1 - 2 * fraction)
+        margin = (round(pad * width), round(pad * height))
+        canvas = (width + 2 * margin[0], height + 2 * margin[1])
+        samples.append(_placed_samples(plane, Box(0, 0, cols, rows), canvas, margin))
+    grids = _to_pixels(
+        _complete_many(
+            np.stack([grid for grid, _ in samples]),
+            np.stack([coverage for _, coverage in samples]),
+        )
+    )
+    return list(grids)
