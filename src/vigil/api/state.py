@@ -1,5 +1,6 @@
 """What one API worker process holds for its lifetime: the database, the match index kept
-current in the background, the token cache, the rate limiter and the action worker."""
+current in the background, the token cache, the rate limiter, the lookup batcher and the
+upload queues (the webhook worker lives in the app's lifespan)."""
 
 from __future__ import annotations
 

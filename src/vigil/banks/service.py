@@ -878,11 +878,11 @@ def _apply_segment(
     if isinstance(segment[0], Deletion):
         ids = sorted({record.external_id for record in segment if isinstance(record, Deletion)})
         removed = 0
-        for start in range(0, len(ids), _IN_CHUNK):
+        for chunk in _chunks(ids):
             result = session.execute(
                 delete(BankEntry).where(
                     BankEntry.bank_id == bank.id,
-                    BankEntry.external_id.in_(ids[start : start + _IN_CHUNK]),
+                    BankEntry.external_id.in_(chunk),
                     _scope(list_name),
                 )
             )
@@ -934,13 +934,13 @@ def _upsert(
     for signal_type, digest in wanted:
         by_type.setdefault(signal_type, []).append(digest)
     for signal_type, digests in by_type.items():
-        for start in range(0, len(digests), _IN_CHUNK):
+        for chunk in _chunks(digests):
             # (bank_id, signal_type, value_digest) is the unique index: one probe per value.
             for found in session.execute(
                 select(BankEntry.id, BankEntry.value_digest, *columns).where(
                     BankEntry.bank_id == bank.id,
                     BankEntry.signal_type == signal_type,
-                    BankEntry.value_digest.in_(digests[start : start + _IN_CHUNK]),
+                    BankEntry.value_digest.in_(chunk),
                 )
             ):
                 existing[(signal_type, found[1])] = {
@@ -1007,21 +1007,21 @@ def _remove_stale(
     }
     ids = sorted(listed)
     stale: list[int] = []
-    for start in range(0, len(ids), _IN_CHUNK):
+    for chunk in _chunks(ids):
         for entry_id, external_id, signal_type, digest in session.execute(
             select(
                 BankEntry.id, BankEntry.external_id, BankEntry.signal_type, BankEntry.value_digest
             ).where(
                 BankEntry.bank_id == bank.id,
-                BankEntry.external_id.in_(ids[start : start + _IN_CHUNK]),
+                BankEntry.external_id.in_(chunk),
                 _scope(list_name),
             )
         ):
             key = (signal_type, digest)
             if key not in listed.get(external_id or "", ()) and key not in wanted:
                 stale.append(entry_id)
-    for start in range(0, len(stale), _IN_CHUNK):
-        session.execute(delete(BankEntry).where(BankEntry.id.in_(stale[start : start + _IN_CHUNK])))
+    for stale_chunk in _chunks(stale):
+        session.execute(delete(BankEntry).where(BankEntry.id.in_(stale_chunk)))
     return len(stale)
 
 
