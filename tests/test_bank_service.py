@@ -10,7 +10,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,8 @@ from vigil.store import (
     make_engine,
     migrate,
     record_hashes,
+    utcnow,
+    value_digest,
 )
 
 RNG = random.Random(7)
@@ -54,10 +56,26 @@ def test_migration_0002_upgrades_a_0001_database_and_downgrades_cleanly(
             session.commit()
         migrate(engine, "0002")
         assert {"bank", "bank_entry", "bank_import"} <= set(inspect(engine).get_table_names())
-        with Session(engine) as session:
-            bank = banks.create_bank(session, "after-upgrade")
-            banks.add_entry(session, bank, "md5", MD5)
-            session.commit()
+        # Written in SQL: today's models have columns later revisions added.
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO bank (name, description, kind, source, trust, enabled,"
+                    " pdq_threshold, vpdq_frame_threshold, vpdq_compared_share,"
+                    " vpdq_query_share, created, updated) VALUES ('after-upgrade', '', 'match',"
+                    " 'own', 'unverified', true, 31, 31, 80, 0, :now, :now)"
+                ),
+                {"now": utcnow()},
+            )
+            bank_id = connection.execute(text("SELECT id FROM bank")).scalar_one()
+            connection.execute(
+                text(
+                    "INSERT INTO bank_entry (bank_id, signal_type, value, value_digest, labels,"
+                    " added_at, false_positive_count) VALUES (:bank, 'md5', :value, :digest,"
+                    " '[]', :now, 0)"
+                ),
+                {"bank": bank_id, "value": MD5, "digest": value_digest(MD5), "now": utcnow()},
+            )
         downgrade(engine, "0001")
         assert current_revision(engine) == "0001"
         assert not {"bank", "bank_entry", "bank_import"} & set(inspect(engine).get_table_names())

@@ -109,6 +109,41 @@ class Settings(BaseSettings, MediaLimits):
     )
     log_format: str = Field("json", pattern="^(json|text)$", description="`json` or `text` logs.")
 
+    # --- Review -------------------------------------------------------------------------
+    review_lease_minutes: float = Field(
+        15.0,
+        gt=0,
+        description="How long a claimed review task stays a reviewer's without activity;"
+        " then it returns to the queue.",
+    )
+    review_confirmed_bank: str = Field(
+        "platform-confirmed",
+        description="The platform's own bank: confirmed content's hashes are added to it (created"
+        " on first use, verified, policy `review`).",
+    )
+    review_suppression_bank: str = Field(
+        "platform-false-positives",
+        description="The suppression bank a false-positive decision adds the content's hashes"
+        " to (created on first use).",
+    )
+
+    # --- The web console (`/console`) ---------------------------------------------------
+    console_session_hours: float = Field(
+        12.0,
+        gt=0,
+        description="Longest a console sign-in lasts, however active; then the user signs in"
+        " again.",
+    )
+    console_idle_minutes: float = Field(
+        30.0, gt=0, description="A console session unused this long ends."
+    )
+    console_login_attempts_per_minute: int = Field(
+        10, gt=0, description="Console sign-in attempts a minute allowed for one username."
+    )
+    console_login_ip_attempts_per_minute: int = Field(
+        30, gt=0, description="Console sign-in attempts a minute allowed from one client address."
+    )
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:

@@ -6,6 +6,7 @@ and the test-suite need nothing from outside the repository.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 from sqlalchemy import select
 
+from vigil.auth.users import UserNotFound, create_user, enable_user, set_password
 from vigil.banks import NewEntry, add_entries, create_bank, delete_bank
 from vigil.config import Settings
 from vigil.media import MediaType
@@ -25,6 +27,7 @@ from vigil.pipeline.hashing import HashOptions, hash_files
 from vigil.pipeline.matching import BankMatcher
 from vigil.pipeline.recording import HashRecorder
 from vigil.pipeline.scan import ScanResult, ScanSummary, scan_files, scan_options
+from vigil.review.media import media_store
 from vigil.store import Bank, open_database
 
 
@@ -231,7 +234,8 @@ class DemoReport:
 
 def run_demo(settings: Settings, *, workers: int = 1) -> DemoReport:
     """Vigil's main job end to end on synthetic media: bank 50 known pictures and a video,
-    scan a folder of altered copies mixed with unrelated pictures, record everything."""
+    scan a folder of altered copies mixed with unrelated pictures, record everything; the
+    matches wait in the review queue, their files kept (encrypted) for the console."""
     folder = settings.home / "demo"
     shutil.rmtree(folder, ignore_errors=True)
     demo = make_demo_set(folder)
@@ -274,7 +278,7 @@ def run_demo(settings: Settings, *, workers: int = 1) -> DemoReport:
     options = scan_options(
         fast_decode=settings.fast_decode, vpdq_seconds_per_hash=settings.vpdq_seconds_per_hash
     )
-    recorder = HashRecorder(database)
+    recorder = HashRecorder(database, media=media_store(settings))
     summary = ScanSummary()
     results = []
     uploads = sorted(demo.uploads.iterdir())
@@ -283,3 +287,29 @@ def run_demo(settings: Settings, *, workers: int = 1) -> DemoReport:
         results.append(result)
     recorder.close()
     return DemoReport(demo, results, summary, settings.effective_database_url)
+
+
+DEMO_REVIEWER = "demo-reviewer"
+
+
+def demo_reviewer(settings: Settings) -> tuple[str, str]:
+    """A console account for the demo (reviewer, lead and admin) with a fresh random password,
+    created or reset: returns the username and the password, shown once."""
+    password = secrets.token_urlsafe(12)
+    database = open_database(settings)
+    try:
+        with database.session() as session:
+            try:
+                set_password(session, DEMO_REVIEWER, password)
+                enable_user(session, DEMO_REVIEWER)
+            except UserNotFound:
+                create_user(
+                    session,
+                    DEMO_REVIEWER,
+                    password,
+                    ["admin", "lead", "reviewer"],
+                    display_name="Demo reviewer",
+                )
+    finally:
+        database.dispose()
+    return DEMO_REVIEWER, password

@@ -17,12 +17,14 @@ from vigil.actions import ActionWorker
 from vigil.api import errors
 from vigil.api.observability import ServiceMiddleware, configure_logging
 from vigil.api.routers import actions as actions_router
-from vigil.api.routers import banks, hashing, health, hma, jobs, lookup
+from vigil.api.routers import banks, flags, hashing, health, hma, jobs, lookup
 from vigil.api.state import IndexKeeper, ServiceState
 from vigil.auth import TokenCache
 from vigil.config import Settings, get_settings
 from vigil.pipeline.matching import BankMatcher
+from vigil.review.media import media_store
 from vigil.store import Database, open_database
+from vigil.web import install_console
 
 _MULTIPART_SLACK = 1024 * 1024
 
@@ -44,6 +46,7 @@ def create_app(
         database=database,
         index=IndexKeeper(matcher, settings.index_refresh_seconds),
         tokens=TokenCache(database, settings.api_token_cache_seconds),
+        media=media_store(settings),
     )
 
     @asynccontextmanager
@@ -70,7 +73,7 @@ def create_app(
     )
     app.state.vigil = state
     errors.install(app)
-    for module in (health, hashing, lookup, banks, jobs, actions_router, hma):
+    for module in (health, hashing, flags, lookup, banks, jobs, actions_router, hma):
         app.include_router(module.router)
     import_limit = settings.bank_import_max_bytes + _MULTIPART_SLACK
     upload_limit = settings.max_file_bytes + _MULTIPART_SLACK
@@ -78,6 +81,7 @@ def create_app(
         ServiceMiddleware,
         body_limit=lambda path: import_limit if path.endswith("/imports") else upload_limit,
     )
+    install_console(app)  # after ServiceMiddleware: its headers cover every /console answer
     return app
 
 

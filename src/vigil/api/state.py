@@ -15,6 +15,7 @@ from vigil.api.batching import LookupBatcher
 from vigil.auth import RateLimiter, TokenCache
 from vigil.config import Settings
 from vigil.pipeline.matching import BankMatcher
+from vigil.review.media import MediaStore
 from vigil.store import Database
 
 log = logging.getLogger("vigil.api")
@@ -80,6 +81,8 @@ class ServiceState:
     database: Database
     index: IndexKeeper
     tokens: TokenCache
+    media: MediaStore
+    """Matched and flagged files, kept encrypted for the reviewers."""
     limiter: RateLimiter = field(default_factory=RateLimiter)
     uploads: anyio.CapacityLimiter = field(
         default_factory=lambda: anyio.CapacityLimiter(UPLOAD_THREADS)

@@ -13,11 +13,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, IPvAnyAddress, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    ValidationError,
+    model_validator,
+)
 from starlette.datastructures import UploadFile
 
 from vigil.api.errors import FieldError
@@ -25,6 +33,7 @@ from vigil.config import Settings
 from vigil.media import ErrorCode
 from vigil.media.fetch import FetchPolicy, fetch_url
 from vigil.pipeline.online import Uploader, UploadRejected
+from vigil.review import Flag
 
 _COPY_CHUNK = 1024 * 1024
 
@@ -60,6 +69,55 @@ class UploadMeta(BaseModel):
     uploader: UploaderIn | None = None
 
 
+class FlagIn(BaseModel):
+    """Why content is put before a reviewer without (or besides) a bank match."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["flag", "user_report", "escalation"] = Field(
+        "flag",
+        description="`flag`: an external classifier; `user_report`: a user of the platform;"
+        " `escalation`: a person at the platform, by hand.",
+    )
+    reporter: str | None = Field(
+        None, max_length=256, description="The classifier's name, or the reporting user's id."
+    )
+    label: str | None = Field(None, max_length=256, description="The classifier's label.")
+    score: float | None = Field(None, ge=0, le=1, description="The classifier's score, 0-1.")
+    reason: str | None = Field(
+        None, max_length=3000, description="Free text; required with imminent danger."
+    )
+    imminent_danger: bool = Field(
+        False, description="A child may be in danger now: top of the escalated queue."
+    )
+
+    @model_validator(mode="after")
+    def _reason_for_danger(self) -> FlagIn:
+        if self.imminent_danger and not (self.reason or "").strip():
+            raise ValueError("imminent danger needs a reason")
+        return self
+
+    def to_flag(self) -> Flag:
+        return Flag(
+            source=self.source,
+            reporter=self.reporter,
+            label=self.label,
+            score=self.score,
+            reason=self.reason,
+            imminent_danger=self.imminent_danger,
+        )
+
+
+class FlagMeta(UploadMeta):
+    """What `/v1/flags` takes: an upload's fields and the flag."""
+
+    flag: FlagIn
+
+
+_JSON_FIELDS = ("uploader", "flag")
+"""Multipart fields that carry a JSON object."""
+
+
 @dataclass
 class ReceivedUpload:
     path: Path
@@ -67,9 +125,9 @@ class ReceivedUpload:
     meta: UploadMeta
 
 
-def _meta(data: dict[str, Any]) -> UploadMeta:
+def _meta(data: dict[str, Any], model: type[UploadMeta]) -> UploadMeta:
     try:
-        return UploadMeta.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
         raise FieldError(["body", *first["loc"]], first["msg"]) from None
@@ -88,21 +146,25 @@ async def copy_capped(upload: UploadFile, target: Path, limit: int) -> None:
 
 
 @asynccontextmanager
-async def receive_upload(request: Request, settings: Settings) -> AsyncIterator[ReceivedUpload]:
-    """The upload in a request, in a temporary file removed afterwards."""
+async def receive_upload(
+    request: Request, settings: Settings, model: type[UploadMeta] = UploadMeta
+) -> AsyncIterator[ReceivedUpload]:
+    """The upload in a request, in a temporary file removed afterwards; its other fields
+    validated by `model`."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         async with request.form(max_files=1, max_fields=16) as form:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 raise FieldError(["body", "file"], "a multipart field 'file' is required")
-            fields = {k: v for k, v in form.items() if isinstance(v, str)}
-            if "uploader" in fields:
-                try:
-                    fields["uploader"] = json.loads(fields["uploader"])
-                except ValueError:
-                    raise FieldError(["body", "uploader"], "must be a JSON object") from None
-            meta = _meta(fields)
+            fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+            for name in _JSON_FIELDS:
+                if name in fields:
+                    try:
+                        fields[name] = json.loads(fields[name])
+                    except ValueError:
+                        raise FieldError(["body", name], "must be a JSON object") from None
+            meta = _meta(fields, model)
             handle, name = tempfile.mkstemp(prefix="vigil-upload-")
             os.close(handle)
             path = Path(name)
@@ -118,7 +180,7 @@ async def receive_upload(request: Request, settings: Settings) -> AsyncIterator[
             raise FieldError(["body"], "the body is not valid JSON") from None
         if not isinstance(body, dict):
             raise FieldError(["body"], "must be a JSON object")
-        meta = _meta(body)
+        meta = _meta(body, model)
         if not meta.url:
             raise FieldError(["body", "url"], "a url (or a multipart file) is required")
         policy = FetchPolicy.from_settings(settings)

@@ -45,6 +45,7 @@ from vigil.store.bank_models import (
     BANK_SOURCES,
     BANK_TRUST,
     PDQ_DEFAULT_THRESHOLD,
+    REVIEW_POLICIES,
     VPDQ_DEFAULT_COMPARED_SHARE,
     VPDQ_DEFAULT_FRAME_THRESHOLD,
     VPDQ_DEFAULT_QUERY_SHARE,
@@ -118,6 +119,13 @@ def _share(label: str, value: float) -> float:
     return float(value)
 
 
+def _check_policy(review_policy: str, trust: str) -> None:
+    if review_policy == "auto_confirm_exact" and trust != "verified":
+        raise ValueError(
+            "only a verified bank may auto-confirm exact matches (set trust to verified first)"
+        )
+
+
 def _default_classification(text: str | None) -> str | None:
     if text is None or not text.strip():
         return None
@@ -139,6 +147,7 @@ def create_bank(
     vpdq_frame_threshold: int = VPDQ_DEFAULT_FRAME_THRESHOLD,
     vpdq_compared_share: float = VPDQ_DEFAULT_COMPARED_SHARE,
     vpdq_query_share: float = VPDQ_DEFAULT_QUERY_SHARE,
+    review_policy: str = "review",
     now: datetime | None = None,
 ) -> Bank:
     """Create a bank; BankExists when the name is taken, ValueError for a bad setting."""
@@ -156,9 +165,11 @@ def create_bank(
         vpdq_frame_threshold=_threshold("vpdq frame threshold", vpdq_frame_threshold, "vpdq"),
         vpdq_compared_share=_share("vpdq compared share", vpdq_compared_share),
         vpdq_query_share=_share("vpdq query share", vpdq_query_share),
+        review_policy=_choice("review policy", review_policy, REVIEW_POLICIES),
         created=now,
         updated=now,
     )
+    _check_policy(bank.review_policy, bank.trust)
     if session.scalar(select(Bank.id).where(Bank.name == bank.name)) is not None:
         raise BankExists(f"a bank named {bank.name!r} already exists")
     try:
@@ -207,6 +218,7 @@ class BankSummary:
             "source": bank.source,
             "source_name": bank.source_name,
             "trust": bank.trust,
+            "review_policy": bank.review_policy,
             "default_classification": bank.default_classification,
             "enabled": bank.enabled,
             "pdq_threshold": bank.pdq_threshold,
@@ -265,6 +277,7 @@ def update_bank(
     vpdq_frame_threshold: int = _UNSET,
     vpdq_compared_share: float = _UNSET,
     vpdq_query_share: float = _UNSET,
+    review_policy: str = _UNSET,
     now: datetime | None = None,
 ) -> Bank:
     """Change the settings given (others stay); thresholds are checked against the signal
@@ -295,6 +308,11 @@ def update_bank(
         changes["vpdq_compared_share"] = _share("vpdq compared share", vpdq_compared_share)
     if vpdq_query_share is not _UNSET:
         changes["vpdq_query_share"] = _share("vpdq query share", vpdq_query_share)
+    if review_policy is not _UNSET:
+        changes["review_policy"] = _choice("review policy", review_policy, REVIEW_POLICIES)
+    _check_policy(
+        changes.get("review_policy", bank.review_policy), changes.get("trust", bank.trust)
+    )
     changed = {key: value for key, value in changes.items() if getattr(bank, key) != value}
     for key, value in changed.items():
         setattr(bank, key, value)

@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from vigil.cli.scan import render_matches
+from vigil.cli.serve import serve
 from vigil.config import get_settings
-from vigil.demo import DEMO_BANK, DEMO_SUPPRESS_BANK, run_demo
+from vigil.demo import DEMO_BANK, DEMO_SUPPRESS_BANK, demo_reviewer, run_demo
 from vigil.pipeline.hashing import default_workers
+from vigil.review import queue_counts
+from vigil.store import open_database
 
 
-def demo() -> None:
+def demo(
+    serve_console: Annotated[
+        bool,
+        typer.Option(
+            "--serve/--no-serve",
+            help="Afterwards, serve the review console (Ctrl-C stops it).",
+        ),
+    ] = True,
+    port: Annotated[int, typer.Option(help="The console's port.")] = 8000,
+) -> None:
     """Bank 50 synthetic pictures and a video, then scan altered copies mixed with unrelated
-    pictures: prints the matches, recall per alteration, and where the database is."""
+    pictures: prints the matches, recall per alteration, and where the database is; then
+    serves the review console with the matches waiting in its queue."""
     settings = get_settings()
     console = Console(highlight=False, soft_wrap=True)
     console.print(f"Generating synthetic demo media in {settings.home / 'demo'} ...")
@@ -44,4 +58,20 @@ def demo() -> None:
     )
     console.print(report.summary.line())
     console.print(f"Everything is recorded in {report.database_url}")
-    raise typer.Exit(0)
+    database = open_database(settings)
+    try:
+        with database.session() as session:
+            waiting = sum(count.open for count in queue_counts(session))
+    finally:
+        database.dispose()
+    console.print(f"Review tasks waiting in the queue: {waiting}")
+    if not serve_console:
+        raise typer.Exit(0)
+    username, password = demo_reviewer(settings)
+    console.print(
+        f"\n[bold]Review console:[/] http://127.0.0.1:{port}/console/\n"
+        f"  sign in as [bold]{username}[/] with password [bold]{password}[/]"
+        " (new each run; media is blurred until you hold Space or the Reveal button)\n"
+        "  Ctrl-C stops the server."
+    )
+    serve(host="127.0.0.1", port=port, workers=1)

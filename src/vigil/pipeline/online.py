@@ -22,6 +22,8 @@ from vigil.pipeline.hashing import HashOptions, HashRecord, hash_file
 from vigil.pipeline.matching import BankMatcher, MatchOutcome
 from vigil.pipeline.recording import record_content, record_matches
 from vigil.pipeline.scan import scan_options
+from vigil.review.media import MediaStore
+from vigil.review.queue import Flag, open_flag
 from vigil.signals import get_signal_type
 from vigil.store import Database, UploadEvent
 
@@ -54,15 +56,20 @@ class MatchedUpload:
     outcome: MatchOutcome
     content_id: int
     upload_id: int
+    task_id: int | None = None
+    """The review task a flag opened."""
 
     def as_json(self) -> dict[str, Any]:
         """The `vigil hash` record with `matches`, and the ids Vigil stored it under."""
-        return {
+        result = {
             **self.record.as_json(),
             "matches": [m.as_json() for m in self.outcome.matches],
             "content_id": self.content_id,
             "upload_id": self.upload_id,
         }
+        if self.task_id is not None:
+            result["task_id"] = self.task_id
+        return result
 
 
 def online_options(limits: MediaLimits, vpdq_seconds_per_hash: float) -> HashOptions:
@@ -90,14 +97,21 @@ def record_upload(
     uploader: Uploader | None = None,
     token_id: int | None = None,
     write_lock: AbstractContextManager[Any] | None = None,
+    media: tuple[MediaStore, Path] | None = None,
+    flag: Flag | None = None,
 ) -> MatchedUpload:
-    """Record a matched upload, with its upload event and the actions its matches fire, in
-    one transaction. Matching (`BankMatcher.match`) is the caller's, so a server can run
-    the CPU-bound part and the database part in separate queues. `write_lock` is held
-    around the transaction only: a server passes one lock per process so its threads queue
-    for SQLite's single writer in order instead of polling for it (which left some waiting
-    for seconds)."""
+    """Record a matched upload, with its upload event, the actions its matches fire and its
+    review task, in one transaction. Matching (`BankMatcher.match`) is the caller's, so a
+    server can run the CPU-bound part and the database part in separate queues. `write_lock`
+    is held around the transaction only: a server passes one lock per process so its threads
+    queue for SQLite's single writer in order instead of polling for it (which left some
+    waiting for seconds). `media` (the store and the uploaded file) keeps a matched or
+    flagged file for the reviewers before the transaction; a `flag` always opens a task."""
     uploader = uploader or Uploader()
+    sha256 = record.value("sha256")
+    if media is not None and sha256 is not None and (outcome.matches or flag is not None):
+        store, path = media
+        store.keep(path, sha256)
     with write_lock or nullcontext(), database.session(immediate=True) as session:
         content = record_content(session, record)
         event = UploadEvent(
@@ -112,7 +126,12 @@ def record_upload(
         session.add(event)
         session.flush()
         record_matches(session, content, outcome, upload_event=event)
-        return MatchedUpload(record, outcome, content.id, event.id)
+        task_id = None
+        if flag is not None:
+            task_id = open_flag(
+                session, content, flag, matches=outcome.matches, upload_event=event
+            ).id
+        return MatchedUpload(record, outcome, content.id, event.id, task_id)
 
 
 @dataclass(frozen=True)

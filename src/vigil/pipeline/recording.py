@@ -1,10 +1,13 @@
 """Record results in the database: one `content` row per distinct file, its signals, the
 matches the scan found for it (re-recording the same bytes never duplicates anything), and,
-in the same transaction, the webhook actions those matches fire (`vigil.actions` outbox)."""
+in the same transaction, the webhook actions those matches fire (`vigil.actions` outbox) and
+the review tasks that put them before a person (`vigil.review`). A matched file's bytes are
+kept, encrypted, for the reviewers (`vigil.review.media`) before its transaction commits."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,6 +16,8 @@ from vigil.actions.outbox import enqueue_actions
 from vigil.config import Settings
 from vigil.pipeline.hashing import HashRecord
 from vigil.pipeline.matching import FoundMatch, MatchOutcome
+from vigil.review.media import MediaStore
+from vigil.review.queue import queue_matches
 from vigil.store import (
     Content,
     Database,
@@ -28,12 +33,15 @@ class HashRecorder:
     """Buffers results and writes them in batches, one transaction a batch.
 
     Records without a SHA-256 (unreadable files) have nothing to key a content row on and are
-    left to the output alone.
+    left to the output alone. With `media`, matched files are kept for review as they come.
     """
 
-    def __init__(self, database: Database, batch_size: int = 500) -> None:
+    def __init__(
+        self, database: Database, batch_size: int = 500, *, media: MediaStore | None = None
+    ) -> None:
         self.database = database
         self.batch_size = batch_size
+        self.media = media
         self._buffer: list[tuple[HashRecord, MatchOutcome | None]] = []
 
     @classmethod
@@ -41,8 +49,11 @@ class HashRecorder:
         return cls(open_database(settings))
 
     def add(self, record: HashRecord, outcome: MatchOutcome | None = None) -> None:
-        if record.value("sha256") is None:
+        sha256 = record.value("sha256")
+        if sha256 is None:
             return
+        if self.media is not None and outcome is not None and outcome.matches:
+            self.media.keep(Path(record.path), sha256)
         self._buffer.append((record, outcome))
         if len(self._buffer) >= self.batch_size:
             self.flush()
@@ -83,8 +94,9 @@ def record_matches(
 ) -> None:
     """Upsert one `match` row per (content, entry, signal type); a repeat scan only moves
     `last_seen` and the suppression flag. Then queue the actions the (unsuppressed) matches
-    fire, in this same session, so the match and its pending actions commit together; one
-    delivery per rule and upload event (or per content when there is no upload event)."""
+    fire and the review task they open, in this same session, so the match, its pending
+    actions and its review commit together; one delivery per rule and upload event (or per
+    content when there is no upload event)."""
     found: Sequence[tuple[FoundMatch, bool]] = [
         *((m, False) for m in outcome.matches),
         *((m, True) for m in outcome.suppressed),
@@ -125,3 +137,4 @@ def record_matches(
         enqueue_actions(
             session, content=content, outcome=outcome, upload_event=upload_event, now=now
         )
+        queue_matches(session, content, outcome.matches, upload_event=upload_event, now=now)

@@ -4,7 +4,8 @@ SQLite (WAL) under `VIGIL_HOME` by default, PostgreSQL in production; both are m
 Alembic only. Other rooms take a `Session` and stay dialect-neutral. Importing this package
 registers every table on `Base.metadata` (`models`: content and signals; `bank_models`: hash
 banks; `match_models`: scan matches;
-`service_models`: API tokens, users, upload events, actions and jobs).
+`service_models`: API tokens, users, upload events, actions and jobs; `review_models`:
+review tasks, reveals, decisions, wellbeing, report drafts and console sessions).
 """
 
 from vigil.store.bank_models import Bank, BankEntry, BankImport
@@ -30,6 +31,16 @@ from vigil.store.repository import (
     get_content,
     record_hashes,
 )
+from vigil.store.review_models import (
+    ReportDraft,
+    ReviewDecision,
+    ReviewExposure,
+    ReviewItem,
+    ReviewReveal,
+    ReviewTask,
+    WebSession,
+    WellbeingSettings,
+)
 from vigil.store.service_models import (
     ActionDelivery,
     ActionRule,
@@ -54,10 +65,18 @@ __all__ = [
     "Database",
     "Job",
     "Match",
+    "ReportDraft",
+    "ReviewDecision",
+    "ReviewExposure",
+    "ReviewItem",
+    "ReviewReveal",
+    "ReviewTask",
     "SignalInput",
     "SignalLike",
     "UTCDateTime",
     "UploadEvent",
+    "WebSession",
+    "WellbeingSettings",
     "alembic_config",
     "begin_immediate",
     "current_revision",

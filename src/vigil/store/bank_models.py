@@ -42,6 +42,9 @@ BANK_TRUST = ("verified", "unverified")
 INDUSTRY_CODES = ("A1", "A2", "B1", "B2")
 UK_CATEGORIES = ("A", "B", "C")
 IMPORT_STATUSES = ("running", "finished", "failed")
+REVIEW_POLICIES = ("review", "auto_confirm_exact")
+"""`review`: every match waits for a person. `auto_confirm_exact`: exact matches to this
+(verified) bank are confirmed without anyone viewing them (recorded as not viewed)."""
 
 PDQ_DEFAULT_THRESHOLD = 31
 VPDQ_DEFAULT_FRAME_THRESHOLD = 31
@@ -67,6 +70,10 @@ class Bank(Base):
         CheckConstraint("vpdq_frame_threshold BETWEEN 0 AND 64", name="vpdq_frame_threshold"),
         CheckConstraint("vpdq_compared_share BETWEEN 0 AND 100", name="vpdq_compared_share"),
         CheckConstraint("vpdq_query_share BETWEEN 0 AND 100", name="vpdq_query_share"),
+        CheckConstraint(_in("review_policy", REVIEW_POLICIES), name="review_policy"),
+        CheckConstraint(
+            "review_policy = 'review' OR trust = 'verified'", name="auto_confirm_verified"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -85,6 +92,7 @@ class Bank(Base):
     vpdq_frame_threshold: Mapped[int] = mapped_column(Integer, default=VPDQ_DEFAULT_FRAME_THRESHOLD)
     vpdq_compared_share: Mapped[float] = mapped_column(Float, default=VPDQ_DEFAULT_COMPARED_SHARE)
     vpdq_query_share: Mapped[float] = mapped_column(Float, default=VPDQ_DEFAULT_QUERY_SHARE)
+    review_policy: Mapped[str] = mapped_column(String(24), default="review")
     created: Mapped[datetime] = mapped_column(default=utcnow)
     updated: Mapped[datetime] = mapped_column(default=utcnow)
     """Last change to the bank's settings or entries."""

@@ -23,6 +23,7 @@ class Match(Base):
     __table_args__ = (
         UniqueConstraint("content_id", "entry_id", "signal_type"),
         Index(None, "bank_id"),
+        Index(None, "entry_id"),
         Index(None, "created"),
     )
 

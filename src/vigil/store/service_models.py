@@ -33,7 +33,8 @@ from vigil.store.types import utcnow
 TOKEN_SCOPES = ("hash", "match", "curate", "admin")
 """`hash`: hash only. `match`: hash, match, look up. `curate`: banks and entries. `admin`:
 everything, including actions and jobs of others."""
-USER_ROLES = ("admin", "curator", "reviewer", "legal", "investigator", "auditor")
+USER_ROLES = ("admin", "curator", "lead", "reviewer", "legal", "investigator", "auditor")
+"""`lead`: a senior reviewer, who gives second opinions and works escalations."""
 DELIVERY_STATUSES = ("pending", "delivered", "dead")
 JOB_STATUSES = ("queued", "running", "finished", "failed")
 

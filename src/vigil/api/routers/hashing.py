@@ -12,9 +12,11 @@ from vigil.api.observability import HASHES, MATCHES
 from vigil.api.security import Hasher, Matcher, State
 from vigil.api.state import ServiceState
 from vigil.api.uploads import ReceivedUpload, receive_upload
+from vigil.auth import TokenPrincipal
 from vigil.pipeline.hashing import HashRecord
 from vigil.pipeline.matching import MatchOutcome
-from vigil.pipeline.online import hash_upload, online_options, record_upload
+from vigil.pipeline.online import MatchedUpload, hash_upload, online_options, record_upload
+from vigil.review import Flag
 
 router = APIRouter(prefix="/v1", tags=["hashing"])
 
@@ -75,18 +77,18 @@ async def hash_content(request: Request, state: State, _: Hasher) -> dict[str, A
     return record.as_json()
 
 
-@router.post("/match", openapi_extra=UPLOAD_BODY, responses=ERRORS)
-async def match_content(request: Request, state: State, principal: Matcher) -> dict[str, Any]:
-    """Hash, match and record an upload in one call; returns the record with `matches`,
-    and the ids it was stored under. Matches fire the banks' actions (webhooks)."""
-    async with receive_upload(request, state.settings) as upload:
+async def match_upload(
+    state: ServiceState, upload: ReceivedUpload, principal: TokenPrincipal, flag: Flag | None
+) -> MatchedUpload:
+    """Hash, match and record a received upload (with its flag, if any); a matched or
+    flagged file is kept for the reviewers."""
 
-        def hash_and_match() -> tuple[HashRecord, MatchOutcome]:
-            record = _hash(state, upload)
-            (outcome,) = state.matcher.match([record])
-            return record, outcome
+    def hash_and_match() -> tuple[HashRecord, MatchOutcome]:
+        record = _hash(state, upload)
+        (outcome,) = state.matcher.match([record])
+        return record, outcome
 
-        record, outcome = await anyio.to_thread.run_sync(hash_and_match, limiter=state.uploads)
+    record, outcome = await anyio.to_thread.run_sync(hash_and_match, limiter=state.uploads)
     uploader = upload.meta.uploader
     result = await anyio.to_thread.run_sync(
         partial(
@@ -98,8 +100,20 @@ async def match_content(request: Request, state: State, principal: Matcher) -> d
             uploader=uploader.to_uploader() if uploader else None,
             token_id=principal.id,
             write_lock=state.write_lock,
+            media=(state.media, upload.path),
+            flag=flag,
         )
     )
     for match in outcome.matches:
         MATCHES.labels(match.bank).inc()
+    return result
+
+
+@router.post("/match", openapi_extra=UPLOAD_BODY, responses=ERRORS)
+async def match_content(request: Request, state: State, principal: Matcher) -> dict[str, Any]:
+    """Hash, match and record an upload in one call; returns the record with `matches`,
+    and the ids it was stored under. Matches fire the banks' actions (webhooks) and open
+    review tasks."""
+    async with receive_upload(request, state.settings) as upload:
+        result = await match_upload(state, upload, principal, None)
     return result.as_json()
