@@ -439,6 +439,36 @@ def test_escalation_needs_a_reason_and_moves_the_task_up(page: Page, world: Worl
     expect(page.locator('.queue-count[data-queue="escalated"]')).to_contain_text("1 open")
 
 
+def test_second_opinion_goes_to_a_lead_and_the_disagreement_shows(
+    browser: Any, page: Page, world: World
+) -> None:
+    sign_in(page, world, "rita")
+    page.goto(f"{world.url}/console/tasks/{world.tasks['B2']}")
+    page.click("form[action$='/claim'] button")
+    page.check('input[name="industry"][value="B2"]')
+    page.select_option("#proposal", "confirmed")
+    page.fill("#reason", "Is this B2 or worse?")
+    page.click('button[value="second_opinion"]')
+    expect(page.locator(".notice")).to_contain_text("decided")  # it left rita's hands
+    page.goto(f"{world.url}/console/queue")
+    expect(page.locator(f'tr[data-task="{world.tasks["B2"]}"]')).to_have_count(0)  # not hers
+
+    lead = browser.new_context().new_page()
+    sign_in(lead, world, "ada")
+    expect(lead.locator('.queue-count[data-queue="second_opinion"]')).to_contain_text("1 open")
+    expect(lead.locator("tbody tr[data-task]").first).to_have_attribute(
+        "data-task", str(world.tasks["B2"])
+    )
+    lead.click("#start-reviewing")
+    expect(lead.locator("main")).to_contain_text("Second opinion asked by rita")
+    lead.check('input[name="industry"][value="A2"]')
+    lead.click('button[value="confirm"]')
+    lead.goto(f"{world.url}/console/history")
+    row = lead.locator(f'tr[data-task="{world.tasks["B2"]}"]').first
+    expect(row).to_contain_text("disagreement")
+    lead.context.close()
+
+
 def test_break_prompt_and_exposure_timer(page: Page, world: World) -> None:
     sign_in(page, world, "ada")
     page.goto(f"{world.url}/console/admin")

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from vigil import review
@@ -22,7 +22,7 @@ from vigil.banks import list_banks, update_bank
 from vigil.review.decisions import FILE_ANNOTATIONS
 from vigil.review.media import Rendering, render
 from vigil.review.views import item_media, recent_decisions, task_view
-from vigil.store import ReviewTask, utcnow
+from vigil.store import ReviewItem, ReviewTask, utcnow
 from vigil.store.bank_models import INDUSTRY_CODES
 from vigil.web.security import ConsoleError, console_state, signed_in
 from vigil.web.sessions import SignedIn
@@ -47,8 +47,6 @@ def _reviewer(user: SignedIn) -> review.Reviewer:
 
 def _refused(error: review.ReviewError) -> ConsoleError:
     status = 404 if isinstance(error, review.TaskNotFound) else 409
-    if isinstance(error, review.LeaseLost):
-        status = 409
     return ConsoleError(status, str(error), title="That did not work")
 
 
@@ -67,7 +65,14 @@ def queue_page(request: Request, user: ReviewerUser, done: int | None = None) ->
     with state.database.session() as session:
         counts = review.queue_counts(session)
         tasks = review.list_queue(session, reviewer, limit=100, now=now)
-        rows = [(task, len(task.items)) for task in tasks]
+        files = dict(
+            session.execute(
+                select(ReviewItem.task_id, func.count())
+                .where(ReviewItem.task_id.in_([task.id for task in tasks]))
+                .group_by(ReviewItem.task_id)
+            ).all()
+        )
+        rows = [(task, files.get(task.id, 0)) for task in tasks]
         return render_page(
             request,
             "review/queue.html",
@@ -174,6 +179,7 @@ def decide(
     notes: Annotated[str | None, Form(max_length=10_000)] = None,
     reason: Annotated[str | None, Form(max_length=3000)] = None,
     assignee: Annotated[str | None, Form(max_length=64)] = None,
+    proposal: Annotated[str | None, Form(pattern="^(|confirmed|false_positive)$")] = None,
 ) -> Response:
     state = console_state(request)
     reviewer = _reviewer(user)
@@ -208,8 +214,8 @@ def decide(
                     reviewer,
                     reason=reason or "",
                     assignee_id=assignee_id,
-                    proposed_verdict="confirmed" if industry else None,
-                    proposed_industry=industry or None,
+                    proposed_verdict=proposal or None,
+                    proposed_industry=(industry or None) if proposal == "confirmed" else None,
                 )
             else:
                 raise review.ReviewError(f"unknown decision {action!r}")
