@@ -20,7 +20,8 @@ from vigil.store import (
     Bank,
     BankEntry,
     Content,
-    ReportDraft,
+    Report,
+    ReportFile,
     ReviewItem,
     ReviewTask,
     UploadEvent,
@@ -153,12 +154,35 @@ def items_of(session: Session, task: ReviewTask | int) -> list[ReviewItem]:
     )
 
 
-def drafts_of(session: Session, task: ReviewTask) -> list[ReportDraft]:
+@dataclass(frozen=True)
+class Draft:
+    """A report holding a task's files, as the review tests look at it."""
+
+    account_key: str
+    status: str
+    industry: str | None
+    auto_confirmed: bool
+    escalation_reason: str | None
+    item_ids: list[int]
+
+
+def drafts_of(session: Session, task: ReviewTask) -> list[Draft]:
+    """The reports that hold this task's files, by account."""
     session.flush()
-    return list(
-        session.scalars(
-            select(ReportDraft)
-            .where(ReportDraft.task_id == task.id)
-            .order_by(ReportDraft.account_key)
-        )
+    item_ids = [item.id for item in items_of(session, task)]
+    holding = select(ReportFile.report_id).where(ReportFile.item_id.in_(item_ids))
+    reports = session.scalars(select(Report).where(Report.id.in_(holding))).all()
+    return sorted(
+        (
+            Draft(
+                r.account_key,
+                r.status,
+                r.industry,
+                r.auto_confirmed,
+                r.escalation_reason,
+                [f.item_id for f in r.files if f.item_id in item_ids],
+            )
+            for r in reports
+        ),
+        key=lambda d: d.account_key,
     )

@@ -81,7 +81,7 @@ from vigil.signals import Signal
 from vigil.store import (
     Database,
     Match,
-    ReportDraft,
+    Report,
     ReviewDecision,
     ReviewTask,
     UploadEvent,
@@ -991,5 +991,5 @@ def test_a_flagged_upload_opens_a_task_and_keeps_the_file(db: Database, tmp_path
     assert other_sha is not None and not store.exists(other_sha)
     with db.session() as session:
         assert ids(all_tasks(session)) == [answer.task_id]
-        assert session.scalars(select(ReportDraft)).all() == []
+        assert session.scalars(select(Report)).all() == []
         assert session.scalars(select(ReviewDecision)).all() == []

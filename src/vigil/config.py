@@ -127,6 +127,88 @@ class Settings(BaseSettings, MediaLimits):
         " to (created on first use).",
     )
 
+    # --- Reporting to the CyberTipline ---------------------------------------------------
+    cybertip_environment: str = Field(
+        "test",
+        pattern="^(test|production)$",
+        description="Where approved reports go: the clearinghouse's `test` or `production`"
+        " service (each with its own URL and credentials).",
+    )
+    cybertip_test_url: str = Field(
+        "https://exttest.cybertip.org/ispws/", description="Base URL of the test service."
+    )
+    cybertip_test_username: str | None = Field(None, description="Test service username.")
+    cybertip_test_password: SecretStr | None = Field(None, description="Test service password.")
+    cybertip_production_url: str = Field(
+        "https://report.cybertip.org/ispws/", description="Base URL of the production service."
+    )
+    cybertip_production_username: str | None = Field(
+        None, description="Production service username."
+    )
+    cybertip_production_password: SecretStr | None = Field(
+        None, description="Production service password."
+    )
+    cybertip_timeout_seconds: float = Field(
+        60.0, gt=0, description="Timeout of one call to the reporting service."
+    )
+    report_retry_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Delay before retrying a submission after a server or network"
+        " error; doubles each try, up to an hour.",
+    )
+    report_bundle_hours: float = Field(
+        24.0,
+        ge=0,
+        description="A confirmation joins the same account's draft report from this many hours"
+        " back instead of opening another.",
+    )
+    report_viral_accounts: int = Field(
+        5,
+        ge=2,
+        description="Copies of one picture reported for this many accounts are marked `viral`.",
+    )
+    report_viral_days: float = Field(
+        7.0, gt=0, description="The window in which `report_viral_accounts` are counted."
+    )
+    report_auto_approve_verified: bool = Field(
+        False,
+        description="Approve at once the reports built only from bank-policy confirmations"
+        " (exact matches to verified banks); otherwise a `legal` or `lead` user approves.",
+    )
+    report_incident_type: str = Field(
+        "Child Pornography (possession, manufacture, and distribution)",
+        description="The `incidentType` of reports built from review decisions.",
+    )
+    report_platform: str | None = Field(
+        None, description="The platform's name, as `incidentSummary/platform`."
+    )
+    report_person_first_name: str | None = Field(None, description="Reporting person's first name.")
+    report_person_last_name: str | None = Field(None, description="Reporting person's last name.")
+    report_person_email: str | None = Field(
+        None, description="Reporting person's email (required to submit a report)."
+    )
+    report_person_phone: str | None = Field(None, description="Reporting person's phone.")
+    report_contact_first_name: str | None = Field(None, description="Contact person's first name.")
+    report_contact_last_name: str | None = Field(None, description="Contact person's last name.")
+    report_contact_email: str | None = Field(None, description="Contact person's email.")
+    report_contact_phone: str | None = Field(None, description="Contact person's phone.")
+    report_company_template: str | None = Field(
+        None,
+        description="How to serve legal process, how long data is kept, the 24-hour emergency"
+        " contact (`reporter/companyTemplate`).",
+    )
+    report_terms_of_service: str | None = Field(
+        None, description="The platform's terms of service (text or URL)."
+    )
+    report_legal_url: str | None = Field(None, description="The platform's legal URL.")
+    report_account_data_dir: Path | None = Field(
+        None,
+        description="A folder of `<account id>.json` files with what the platform knows of"
+        " reported accounts (display name, profile URL, login addresses, device ids, disabled"
+        " flags); see docs/reporting.md.",
+    )
+
     # --- The web console (`/console`) ---------------------------------------------------
     console_session_hours: float = Field(
         12.0,

@@ -10,6 +10,7 @@ import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,9 +18,10 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
+from pydantic import SecretStr
 from sqlalchemy import select
 
-from vigil.auth.users import UserNotFound, create_user, enable_user, set_password
+from vigil.auth.users import UserNotFound, create_user, enable_user, get_user, set_password
 from vigil.banks import NewEntry, add_entries, create_bank, delete_bank
 from vigil.config import Settings
 from vigil.media import MediaType
@@ -27,8 +29,12 @@ from vigil.pipeline.hashing import HashOptions, hash_files
 from vigil.pipeline.matching import BankMatcher
 from vigil.pipeline.recording import HashRecorder
 from vigil.pipeline.scan import ScanResult, ScanSummary, scan_files, scan_options
+from vigil.reporting.builder import make_submitter
+from vigil.reporting.drafts import DraftRules
+from vigil.reporting.service import Approver, approve
+from vigil.review import Reviewer, claim_next, confirm
 from vigil.review.media import media_store
-from vigil.store import Bank, open_database
+from vigil.store import Bank, Report, open_database
 
 
 def synthetic_image(width: int, height: int, seed: int) -> Image.Image:
@@ -313,3 +319,70 @@ def demo_reviewer(settings: Settings) -> tuple[str, str]:
     finally:
         database.dispose()
     return DEMO_REVIEWER, password
+
+
+DEMO_SANDBOX_USER = "demo"
+DEMO_REPORTER = {
+    "report_person_email": "safety@demo-platform.invalid",
+    "report_platform": "Vigil demo platform",
+    "report_company_template": "Demo only: no legal process is served on this platform.",
+}
+
+
+@dataclass(frozen=True)
+class DemoSubmission:
+    """What the demo's report came to at the local reporting stand-in."""
+
+    report_id: int
+    outcome: str
+    remote_report_id: str | None
+    files: int
+    sandbox_url: str
+
+
+def demo_settings(settings: Settings, sandbox_url: str, password: str) -> Settings:
+    """The demo's settings: reports go to the local stand-in, with a demo reporter."""
+    defaults = {
+        key: value for key, value in DEMO_REPORTER.items() if getattr(settings, key) is None
+    }
+    return settings.model_copy(
+        update={
+            **defaults,
+            "cybertip_environment": "test",
+            "cybertip_test_url": sandbox_url,
+            "cybertip_test_username": DEMO_SANDBOX_USER,
+            "cybertip_test_password": SecretStr(password),
+        }
+    )
+
+
+def submit_demo_report(settings: Settings, reviewer: str) -> DemoSubmission | None:
+    """Confirm one waiting task as `reviewer` (who views nothing: the report says so),
+    approve the report and send it to the reporting stand-in that `settings` point at."""
+    database = open_database(settings)
+    try:
+        with database.session() as session:
+            user = get_user(session, reviewer)
+            me = Reviewer(user.id, frozenset(user.roles))
+            task = claim_next(session, me, lease=timedelta(minutes=5))
+            if task is None:
+                return None
+            confirm(session, task.id, me, industry="B2", rules=DraftRules())
+            [report] = session.scalars(
+                select(Report).where(Report.status == "draft").order_by(Report.id.desc()).limit(1)
+            ).all()
+            approve(session, report.id, Approver(user.id, me.roles), environment="test")
+            report_id = report.id
+        result = make_submitter(settings, database, media_store(settings)).run(report_id)
+        with database.session() as session:
+            sent = session.get(Report, report_id)
+            assert sent is not None
+            return DemoSubmission(
+                report_id,
+                result.outcome,
+                sent.remote_report_id,
+                len(sent.files),
+                settings.cybertip_test_url,
+            )
+    finally:
+        database.dispose()

@@ -22,6 +22,8 @@ from vigil.api.state import IndexKeeper, ServiceState
 from vigil.auth import TokenCache
 from vigil.config import Settings, get_settings
 from vigil.pipeline.matching import BankMatcher
+from vigil.reporting.builder import make_submitter
+from vigil.reporting.service import ReportWorker
 from vigil.review.media import media_store
 from vigil.store import Database, open_database
 from vigil.web import install_console
@@ -36,8 +38,8 @@ def create_app(
     background: bool = True,
 ) -> FastAPI:
     """The API over `database` (default: the settings' database, migrated). With
-    `background`, the lifespan runs the index refresher and the webhook worker; tests turn
-    it off to drive both by hand."""
+    `background`, the lifespan runs the index refresher, the webhook worker and the report
+    sender; tests turn it off to drive them by hand."""
     settings = settings or get_settings()
     database = database or open_database(settings)
     matcher = BankMatcher.from_database(database, cache_dir=settings.index_cache_dir)
@@ -51,16 +53,20 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        worker = ActionWorker(database, settings) if background else None
+        workers: list[ActionWorker | ReportWorker] = []
         if background:
             state.index.start()
-            assert worker is not None
-            worker.start()
+            workers.append(ActionWorker(database, settings))
+            workers.append(
+                ReportWorker(database, lambda: make_submitter(settings, database, state.media))
+            )
+            for worker in workers:
+                worker.start()
         try:
             yield
         finally:
             state.index.stop()
-            if worker is not None:
+            for worker in workers:
                 worker.stop()
 
     app = FastAPI(

@@ -6,8 +6,10 @@ import typer
 
 from vigil.cli.actions import actions_app
 from vigil.cli.bank import bank_app
+from vigil.cli.cybertip_sandbox import cybertip_sandbox
 from vigil.cli.demo import demo
 from vigil.cli.hash import hash_command
+from vigil.cli.reports import reports_app
 from vigil.cli.scan import scan_command
 from vigil.cli.serve import serve
 from vigil.cli.tokens import tokens_app
@@ -28,3 +30,5 @@ app.add_typer(bank_app, name="bank")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(users_app, name="users")
 app.add_typer(actions_app, name="actions")
+app.add_typer(reports_app, name="reports")
+app.command("cybertip-sandbox")(cybertip_sandbox)

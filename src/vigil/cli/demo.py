@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import sys
 from typing import Annotated
 
@@ -12,8 +14,16 @@ from rich.table import Table
 from vigil.cli.scan import render_matches
 from vigil.cli.serve import serve
 from vigil.config import get_settings
-from vigil.demo import DEMO_BANK, DEMO_SUPPRESS_BANK, demo_reviewer, run_demo
+from vigil.demo import (
+    DEMO_BANK,
+    DEMO_SUPPRESS_BANK,
+    demo_reviewer,
+    demo_settings,
+    run_demo,
+    submit_demo_report,
+)
 from vigil.pipeline.hashing import default_workers
+from vigil.reporting.sandbox import running_sandbox
 from vigil.review import queue_counts
 from vigil.store import open_database
 
@@ -65,13 +75,35 @@ def demo(
     finally:
         database.dispose()
     console.print(f"Review tasks waiting in the queue: {waiting}")
-    if not serve_console:
-        raise typer.Exit(0)
     username, password = demo_reviewer(settings)
-    console.print(
-        f"\n[bold]Review console:[/] http://127.0.0.1:{port}/console/\n"
-        f"  sign in as [bold]{username}[/] with password [bold]{password}[/]"
-        " (new each run; media is blurred until you hold Space or the Reveal button)\n"
-        "  Ctrl-C stops the server."
-    )
-    serve(host="127.0.0.1", port=port, workers=1)
+    sandbox_password = secrets.token_urlsafe(12)
+    with running_sandbox(settings.home / "cybertip-sandbox", sandbox_password) as sandbox:
+        reporting = demo_settings(settings, sandbox.url, sandbox_password)
+        sent = submit_demo_report(reporting, username)
+        if sent is not None:
+            console.print(
+                f"\nConfirmed one task as {username} (viewing nothing: the report says so) and"
+                f" sent report {sent.report_id} ({sent.files} file(s)) to the local CyberTipline"
+                f" stand-in at {sent.sandbox_url}: [bold]{sent.outcome}[/], clearinghouse id"
+                f" {sent.remote_report_id}."
+            )
+        if not serve_console:
+            raise typer.Exit(0)
+        for name in (
+            "cybertip_test_url",
+            "cybertip_test_username",
+            "report_person_email",
+            "report_platform",
+            "report_company_template",
+        ):
+            os.environ.setdefault(f"VIGIL_{name.upper()}", str(getattr(reporting, name)))
+        os.environ.setdefault("VIGIL_CYBERTIP_TEST_PASSWORD", sandbox_password)
+        get_settings.cache_clear()  # the console's workers read these
+        console.print(
+            f"\n[bold]Review console:[/] http://127.0.0.1:{port}/console/\n"
+            f"  sign in as [bold]{username}[/] with password [bold]{password}[/]"
+            " (new each run; media is blurred until you hold Space or the Reveal button)\n"
+            "  Reports go to the local stand-in (vigil cybertip-sandbox), never anywhere else.\n"
+            "  Ctrl-C stops the server."
+        )
+        serve(host="127.0.0.1", port=port, workers=1)

@@ -117,6 +117,7 @@ def record_upload(
         event = UploadEvent(
             content_id=content.id,
             content_ref=content_ref,
+            file_name=Path(record.path).name[-255:] or None,
             account_id=uploader.account_id,
             screen_name=uploader.screen_name,
             ip_address=uploader.ip_address,

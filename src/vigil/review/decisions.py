@@ -4,14 +4,13 @@ A file counts as viewed by the provider (`fileViewedByEsp`) only when Vigil serv
 unblurred at full size to a person (a `full` reveal): the console pre-fills the "viewed"
 boxes from those records and the server refuses a claim of a view that has none. Decisions
 feed everything downstream in the same transaction: a confirmation adds the files' hashes to
-the platform's own bank and opens the report drafts; a false positive counts against the
-matched entries and adds the hashes to the platform's suppression bank, so the same false
-match does not come back.
+the platform's own bank and puts the files in report drafts (`vigil.reporting.drafts`); a
+false positive counts against the matched entries and adds the hashes to the platform's
+suppression bank, so the same false match does not come back.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from vigil.banks import BankNotFound, NewEntry, add_entries, create_bank, get_bank, most_severe
 from vigil.banks.service import record_false_positive
-from vigil.config import Settings
+from vigil.config import Settings, get_settings
+from vigil.reporting.drafts import DraftRules, draft_reports, withdraw_drafts
 from vigil.review.queue import (
     REVIEW_ROLES,
     Reviewer,
@@ -38,12 +38,10 @@ from vigil.store import (
     Content,
     ContentSignal,
     Match,
-    ReportDraft,
     ReviewDecision,
     ReviewItem,
     ReviewReveal,
     ReviewTask,
-    UploadEvent,
     utcnow,
 )
 from vigil.store.bank_models import INDUSTRY_CODES
@@ -234,46 +232,6 @@ def _decide(
         count_decision(session, reviewer.user_id, now)
 
 
-def _report_drafts(
-    session: Session,
-    task: ReviewTask,
-    industry: str | None,
-    *,
-    auto_confirmed: bool,
-    now: datetime,
-) -> list[ReportDraft]:
-    """One draft per reported account (all of one user's files in this incident together);
-    a re-confirmation updates the drafts it made before."""
-    accounts: dict[str, list[int]] = defaultdict(list)
-    events = {
-        event.id: event
-        for event in session.scalars(
-            select(UploadEvent).where(
-                UploadEvent.id.in_([i.upload_event_id for i in task.items if i.upload_event_id])
-            )
-        )
-    }
-    for item in task.items:
-        event = events.get(item.upload_event_id) if item.upload_event_id else None
-        accounts[(event.account_id or "") if event else ""].append(item.id)
-    existing = {
-        draft.account_key: draft
-        for draft in session.scalars(select(ReportDraft).where(ReportDraft.task_id == task.id))
-    }
-    drafts = []
-    for account, item_ids in accounts.items():
-        draft = existing.get(account) or ReportDraft(
-            task_id=task.id, account_key=account, created=now
-        )
-        draft.industry = industry
-        draft.escalation_reason = task.escalation_reason
-        draft.auto_confirmed = auto_confirmed
-        draft.item_ids = item_ids
-        session.add(draft)
-        drafts.append(draft)
-    return drafts
-
-
 def confirm(
     session: Session,
     task_id: int,
@@ -285,6 +243,7 @@ def confirm(
     viewed_items: Iterable[int] = (),
     notes: str | None = None,
     banks: FeedbackBanks = FeedbackBanks(),
+    rules: DraftRules | None = None,
     now: datetime | None = None,
 ) -> ReviewTask:
     """Confirm a task as apparent child sexual abuse material. `viewed_items` are the items
@@ -324,7 +283,16 @@ def confirm(
     )
     _decide(session, task, reviewer, "confirmed", decision, now)
     _bank_hashes(session, _bank(session, banks.confirmed, "match", now), task.items, industry, now)
-    _report_drafts(session, task, industry, auto_confirmed=False, now=now)
+    draft_reports(
+        session,
+        task,
+        industry=industry,
+        annotations=checked_annotations,
+        publicly_available=publicly_available,
+        auto_confirmed=False,
+        rules=rules or DraftRules.from_settings(get_settings()),
+        now=now,
+    )
     session.flush()
     return task
 
@@ -334,10 +302,12 @@ def auto_confirm(
     task: ReviewTask,
     industries: Sequence[str | None],
     *,
+    rules: DraftRules | None = None,
     now: datetime | None = None,
 ) -> ReviewTask:
     """Confirm by bank policy (exact matches to verified banks that allow it): nobody viewed
-    the files, and the decision and the drafts say so."""
+    the files, and the decision and the drafts say so. `rules` default to the process's
+    settings (the pipeline, which calls this, has none of its own)."""
     now = now or utcnow()
     best = most_severe(industries)
     industry = None if best is None else best.value
@@ -345,7 +315,16 @@ def auto_confirm(
         task_id=task.id, user_id=None, kind="auto_confirm", industry=industry, created=now
     )
     _decide(session, task, None, "confirmed", decision, now)
-    _report_drafts(session, task, industry, auto_confirmed=True, now=now)
+    draft_reports(
+        session,
+        task,
+        industry=industry,
+        annotations=[],
+        publicly_available=None,
+        auto_confirmed=True,
+        rules=rules or DraftRules.from_settings(get_settings()),
+        now=now,
+    )
     session.flush()
     return task
 
@@ -383,10 +362,7 @@ def false_positive(
         created=now,
     )
     _decide(session, task, reviewer, "false_positive", decision, now)
-    for draft in session.scalars(  # a bank policy's drafts: no report of what is not abuse
-        select(ReportDraft).where(ReportDraft.task_id == task.id, ReportDraft.status == "draft")
-    ).all():
-        session.delete(draft)
+    withdraw_drafts(session, task)  # a bank policy's drafts: no report of what is not abuse
     _bank_hashes(session, _bank(session, banks.suppression, "suppress", now), task.items, None, now)
     session.flush()
     return task

@@ -5,7 +5,8 @@ Alembic only. Other rooms take a `Session` and stay dialect-neutral. Importing t
 registers every table on `Base.metadata` (`models`: content and signals; `bank_models`: hash
 banks; `match_models`: scan matches;
 `service_models`: API tokens, users, upload events, actions and jobs; `review_models`:
-review tasks, reveals, decisions, wellbeing, report drafts and console sessions).
+review tasks, reveals, decisions, wellbeing and console sessions; `report_models`: reports,
+their files and preservation requests).
 """
 
 from vigil.store.bank_models import Bank, BankEntry, BankImport
@@ -24,6 +25,7 @@ from vigil.store.db import (
 )
 from vigil.store.match_models import Match
 from vigil.store.models import Base, Content, ContentSignal, value_digest
+from vigil.store.report_models import PreservationRequest, Report, ReportFile
 from vigil.store.repository import (
     SignalInput,
     SignalLike,
@@ -32,7 +34,6 @@ from vigil.store.repository import (
     record_hashes,
 )
 from vigil.store.review_models import (
-    ReportDraft,
     ReviewDecision,
     ReviewExposure,
     ReviewItem,
@@ -65,7 +66,9 @@ __all__ = [
     "Database",
     "Job",
     "Match",
-    "ReportDraft",
+    "PreservationRequest",
+    "Report",
+    "ReportFile",
     "ReviewDecision",
     "ReviewExposure",
     "ReviewItem",

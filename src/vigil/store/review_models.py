@@ -1,6 +1,6 @@
 """ORM models of the review room and the web console: review tasks and the files they hold,
-every reveal of a file and every decision, wellbeing settings and exposure, report drafts,
-and the console's sign-in sessions.
+every reveal of a file and every decision, wellbeing settings and exposure, and the console's
+sign-in sessions.
 
 A task is a group of items a reviewer decides at once (copies of one picture, found for one
 or many uploads); an item is one file (`content`) as one upload (`upload_event`, when the
@@ -45,8 +45,6 @@ DECISION_KINDS = ("confirm", "false_positive", "escalate", "second_opinion", "au
 REVEAL_SCOPES = ("thumbnail", "keyframes", "full")
 """`full` is the whole file (the full-size picture, or the video itself); only a full reveal
 makes a file "viewed by the provider" (`fileViewedByEsp`)."""
-REPORT_STATUSES = ("draft",)
-"""The reporting room adds the later states (approved, submitted, ...)."""
 
 
 class ReviewTask(Base):
@@ -222,29 +220,6 @@ class ReviewExposure(Base):
     reveal_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     reveals: Mapped[int] = mapped_column(Integer, default=0)
     decisions: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class ReportDraft(Base):
-    """A report to the CyberTipline waiting to be completed and approved: one per confirmed
-    task and reported account (all files of one incident and one user go in one report)."""
-
-    __tablename__ = "report_draft"
-    __table_args__ = (
-        CheckConstraint(_in("status", REPORT_STATUSES), name="status"),
-        UniqueConstraint("task_id", "account_key"),
-    )
-
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    task_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("review_task.id"))
-    account_key: Mapped[str] = mapped_column(String(200))
-    """The reported account's id, or `""` when the platform named no uploader."""
-    status: Mapped[str] = mapped_column(String(16), default="draft")
-    industry: Mapped[str | None] = mapped_column(String(2))
-    escalation_reason: Mapped[str | None] = mapped_column(Text)
-    auto_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
-    """Built from a bank policy's decision alone (no file viewed)."""
-    item_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
-    created: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class WebSession(Base):

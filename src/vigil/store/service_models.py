@@ -87,6 +87,8 @@ class UploadEvent(Base):
         BigInteger, ForeignKey("content.id", ondelete="CASCADE"), index=True
     )
     content_ref: Mapped[str | None] = mapped_column(String(256))
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    """The uploaded file's own name (the report's `originalFileName`)."""
     account_id: Mapped[str | None] = mapped_column(String(256))
     screen_name: Mapped[str | None] = mapped_column(String(256))
     ip_address: Mapped[str | None] = mapped_column(String(45))

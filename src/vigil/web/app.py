@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from vigil.auth import AuthenticationError
+from vigil.web import reports as report_pages
 from vigil.web import review as review_pages
 from vigil.web import sessions
 from vigil.web.security import (
@@ -243,6 +244,7 @@ def install_console(app: FastAPI) -> None:
     app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="console-static")
     app.include_router(router)
     app.include_router(review_pages.router)
+    app.include_router(report_pages.router)
     app.add_exception_handler(ConsoleError, _console_error)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_middleware(ConsoleHeadersMiddleware)

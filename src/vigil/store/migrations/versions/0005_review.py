@@ -1,5 +1,5 @@
 """The review room and the web console: review tasks, items, reveals, decisions, wellbeing
-settings, exposure, report drafts, console sessions; each bank's review policy; an index on
+settings, exposure, console sessions; each bank's review policy; an index on
 `match.entry_id` (the queue finds copies by the entries they matched).
 
 Revision ID: 0005
@@ -153,26 +153,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("user_id", name=op.f("uq_wellbeing_settings_user_id")),
     )
     op.create_table(
-        "report_draft",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("task_id", sa.BigInteger(), nullable=False),
-        sa.Column("account_key", sa.String(length=200), nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("industry", sa.String(length=2), nullable=True),
-        sa.Column("escalation_reason", sa.Text(), nullable=True),
-        sa.Column("auto_confirmed", sa.Boolean(), nullable=False),
-        sa.Column("item_ids", sa.JSON(), nullable=False),
-        sa.Column("created", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint("status IN ('draft')", name=op.f("ck_report_draft_status")),
-        sa.ForeignKeyConstraint(
-            ["task_id"], ["review_task.id"], name=op.f("fk_report_draft_task_id_review_task")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_report_draft")),
-        sa.UniqueConstraint(
-            "task_id", "account_key", name=op.f("uq_report_draft_task_id_account_key")
-        ),
-    )
-    op.create_table(
         "review_decision",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("task_id", sa.BigInteger(), nullable=False),
@@ -317,7 +297,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_review_decision_task_id")
 
     op.drop_table("review_decision")
-    op.drop_table("report_draft")
     op.drop_table("wellbeing_settings")
     with op.batch_alter_table("web_session", schema=None) as batch_op:
         batch_op.drop_index("ix_web_session_user_id")
