@@ -33,7 +33,6 @@ from vigil.config import Settings
 from vigil.demo import synthetic_image
 from vigil.pipeline.matching import BankMatcher
 from vigil.pipeline.online import Uploader, hash_upload, online_options, record_upload
-from vigil.review.media import media_store
 from vigil.store import (
     Bank,
     BankEntry,
@@ -45,6 +44,7 @@ from vigil.store import (
     ReviewTask,
     open_database,
 )
+from vigil.vault.media import media_store
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery staple"

@@ -31,8 +31,8 @@ from vigil.reporting.sandbox import SandboxStore, running_sandbox
 from vigil.reporting.submission import NOT_CONFIGURED, Submitter
 from vigil.reporting.xml import parse_file_details, parse_report
 from vigil.review import Reviewer, claim_next, confirm, record_reveal
-from vigil.review.media import media_store
 from vigil.store import Database, PreservationRequest, Report, utcnow
+from vigil.vault.media import media_store
 
 USER, PASSWORD = "esp-test", "sandbox-secret"
 

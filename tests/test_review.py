@@ -76,7 +76,6 @@ from vigil.review import (
     update_settings,
     user_overrides,
 )
-from vigil.review.media import media_store
 from vigil.signals import Signal
 from vigil.store import (
     Database,
@@ -86,6 +85,7 @@ from vigil.store import (
     ReviewTask,
     UploadEvent,
 )
+from vigil.vault.media import media_store
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""vigil.review.media: the sealed store of matched media and the renderings reviewers see.
+"""vigil.vault.media and vigil.review.media: the sealed store of matched media and the
+renderings reviewers see.
 
 Every picture and video here is synthetic (`vigil.demo`): formulas, never real content.
 """
@@ -20,17 +21,10 @@ from vigil.config import MediaLimits, Settings
 from vigil.demo import synthetic_frames, synthetic_image, write_video
 from vigil.media import ErrorCode, MediaError, MediaType
 from vigil.media.video import VideoFrame
-from vigil.review.media import (
-    RENDER_SIDES,
-    MediaStore,
-    Rendering,
-    _spread,
-    media_store,
-    render,
-    render_image,
-)
+from vigil.review.media import RENDER_SIDES, Rendering, _spread, render, render_image
 from vigil.vault import FileBlobStore, LocalKeyProvider, SealError, seal
 from vigil.vault.crypto import MAGIC
+from vigil.vault.media import MediaStore, media_store
 
 LIMITS = MediaLimits()
 

@@ -33,8 +33,8 @@ from vigil.reporting.builder import make_submitter
 from vigil.reporting.drafts import DraftRules
 from vigil.reporting.service import Approver, approve
 from vigil.review import Reviewer, claim_next, confirm
-from vigil.review.media import media_store
 from vigil.store import Bank, Report, open_database
+from vigil.vault.media import media_store
 
 
 def synthetic_image(width: int, height: int, seed: int) -> Image.Image:

@@ -24,8 +24,8 @@ from vigil.config import Settings, get_settings
 from vigil.pipeline.matching import BankMatcher
 from vigil.reporting.builder import make_submitter
 from vigil.reporting.service import ReportWorker
-from vigil.review.media import media_store
 from vigil.store import Database, open_database
+from vigil.vault.media import media_store
 from vigil.web import install_console
 
 _MULTIPART_SLACK = 1024 * 1024

@@ -15,8 +15,8 @@ from vigil.api.batching import LookupBatcher
 from vigil.auth import RateLimiter, TokenCache
 from vigil.config import Settings
 from vigil.pipeline.matching import BankMatcher
-from vigil.review.media import MediaStore
 from vigil.store import Database
+from vigil.vault.media import MediaStore
 
 log = logging.getLogger("vigil.api")
 

@@ -21,8 +21,8 @@ from vigil.reporting.builder import Builders, connectors_from_settings, make_sub
 from vigil.reporting.client import CyberTipNotConfigured
 from vigil.reporting.submission import SubmissionError
 from vigil.reporting.xml import ReportInvalid
-from vigil.review.media import media_store
 from vigil.store import Report, open_database, utcnow
+from vigil.vault.media import media_store
 
 reports_app = typer.Typer(
     help="Reports to the CyberTipline: drafts from review decisions, approval, submission.",

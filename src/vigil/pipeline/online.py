@@ -22,10 +22,10 @@ from vigil.pipeline.hashing import HashOptions, HashRecord, hash_file
 from vigil.pipeline.matching import BankMatcher, MatchOutcome
 from vigil.pipeline.recording import record_content, record_matches
 from vigil.pipeline.scan import scan_options
-from vigil.review.media import MediaStore
 from vigil.review.queue import Flag, open_flag
 from vigil.signals import get_signal_type
 from vigil.store import Database, UploadEvent
+from vigil.vault.media import MediaStore
 
 
 class UploadRejected(Exception):

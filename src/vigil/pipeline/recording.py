@@ -2,7 +2,7 @@
 matches the scan found for it (re-recording the same bytes never duplicates anything), and,
 in the same transaction, the webhook actions those matches fire (`vigil.actions` outbox) and
 the review tasks that put them before a person (`vigil.review`). A matched file's bytes are
-kept, encrypted, for the reviewers (`vigil.review.media`) before its transaction commits."""
+kept, encrypted, for the reviewers (`vigil.vault.media`) before its transaction commits."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from vigil.actions.outbox import enqueue_actions
 from vigil.config import Settings
 from vigil.pipeline.hashing import HashRecord
 from vigil.pipeline.matching import FoundMatch, MatchOutcome
-from vigil.review.media import MediaStore
 from vigil.review.queue import queue_matches
 from vigil.store import (
     Content,
@@ -27,6 +26,7 @@ from vigil.store import (
     record_hashes,
     utcnow,
 )
+from vigil.vault.media import MediaStore
 
 
 class HashRecorder:

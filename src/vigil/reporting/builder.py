@@ -34,8 +34,8 @@ from vigil.reporting.xml import (
     file_details_xml,
     report_xml,
 )
-from vigil.review.media import MediaStore
 from vigil.store import Content, ContentSignal, Database, Report, ReportFile, UploadEvent
+from vigil.vault.media import MediaStore
 
 HASH_TYPES = {"md5": "MD5", "sha1": "SHA1", "pdq": "PDQ"}
 """Signals sent as `originalFileHash` (with the content's SHA-256)."""

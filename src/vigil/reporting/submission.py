@@ -46,7 +46,6 @@ from vigil.reporting.client import (
     UnknownReport,
 )
 from vigil.reporting.xml import ReportInvalid
-from vigil.review.media import MediaStore
 from vigil.store import (
     Content,
     Database,
@@ -56,6 +55,7 @@ from vigil.store import (
     UploadEvent,
     utcnow,
 )
+from vigil.vault.media import MediaStore
 
 PRESERVATION_PERIOD = timedelta(days=365)
 """18 U.S.C. 2258A(h) as amended by the REPORT Act: a report asks the provider to preserve

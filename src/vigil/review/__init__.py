@@ -10,8 +10,8 @@ Public API (functions take a SQLAlchemy `Session`, flush but never commit):
   `task_history`; `FeedbackBanks` names the banks decisions feed;
 - wellbeing (`vigil.review.wellbeing`): `Wellbeing`, `effective_settings`,
   `update_settings`, `count_screen_time`, `exposure_summary`;
-- media (`vigil.review.media`): the encrypted store of matched files and the blurred,
-  greyscale renderings the console shows.
+- media (`vigil.review.media`): the blurred, greyscale renderings the console shows of the
+  files `vigil.vault.media` keeps.
 """
 
 from vigil.review.decisions import (

@@ -1,19 +1,14 @@
-"""Matched media for reviewers: kept encrypted at rest, shown only as safe renderings.
-
-The original bytes of a match are sealed (`vigil.vault`) under their SHA-256, so the disk
-holds ciphertext only and every read proves the bytes are the ones that matched. What a
-reviewer sees is never the file itself but a rendering made from it: decoded within the
-media limits, re-encoded as a plain JPEG without metadata, and as small, grey and blurred
-as the console asks (reviewer wellbeing: reveal detail only step by step).
+"""What a reviewer sees of matched media: never the file itself but a rendering made from
+it (kept sealed by `vigil.vault.media`): decoded within the media limits, re-encoded as a
+plain JPEG without metadata, and as small, grey and blurred as the console asks (reviewer
+wellbeing: reveal detail only step by step).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -25,12 +20,10 @@ from typing import Literal
 
 from PIL import Image, ImageFilter, ImageOps
 
-from vigil.config import MediaLimits, Settings
+from vigil.config import MediaLimits
 from vigil.media.errors import ErrorCode, MediaError
 from vigil.media.images import open_image
 from vigil.media.video import MIN_HASHABLE_SIDE, VideoFrame, iter_frames
-from vigil.vault import BlobStore, FileBlobStore, KeyProvider, LocalKeyProvider, SealError
-from vigil.vault.crypto import open_sealed, seal
 
 MediaKind = Literal["image", "video"]
 """What the bytes are (`vigil.media.MediaType` values are accepted as they are)."""
@@ -39,60 +32,6 @@ JPEG_QUALITY = 85
 GRID_COLUMNS = 3
 GRID_TILES = GRID_COLUMNS * GRID_COLUMNS
 """A video is shown as up to 9 frames evenly spaced over its length, 3 to a row."""
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-class MediaStore:
-    """Matched media, sealed under its SHA-256 (the blob key, and the aad it is bound to)."""
-
-    def __init__(self, blobs: BlobStore, keys: KeyProvider) -> None:
-        self._blobs = blobs
-        self._keys = keys
-
-    def keep(self, path: Path, sha256: str) -> bool:
-        """Seal and store the file at `path`, which must hash to `sha256` (`ValueError`
-        otherwise, and nothing is stored). False, doing nothing, when it is already kept."""
-        _check_sha256(sha256)
-        if self._blobs.exists(sha256):
-            return False
-        data = Path(path).read_bytes()
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != sha256:
-            raise ValueError(f"{path} has SHA-256 {actual}, not {sha256}: not kept")
-        self._blobs.put(sha256, seal(data, aad=_aad(sha256), keys=self._keys))
-        return True
-
-    def exists(self, sha256: str) -> bool:
-        _check_sha256(sha256)
-        return self._blobs.exists(sha256)
-
-    def read(self, sha256: str) -> bytes:
-        """The kept bytes (`KeyError` when not kept); `SealError` unless they open and still
-        hash to `sha256`."""
-        _check_sha256(sha256)
-        data = open_sealed(self._blobs.get(sha256), aad=_aad(sha256), keys=self._keys)
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise SealError(f"the media kept as {sha256} does not hash to it")
-        return data
-
-
-def media_store(settings: Settings) -> MediaStore:
-    """The media store of a Vigil home: blobs in `media/`, the key in `keys/vault.key`."""
-    return MediaStore(
-        FileBlobStore(settings.home / "media"),
-        LocalKeyProvider.open(settings.home / "keys" / "vault.key"),
-    )
-
-
-def _check_sha256(sha256: str) -> None:
-    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
-        raise ValueError(f"expected a SHA-256 as 64 lower-case hex digits, not {sha256!r:.80}")
-
-
-def _aad(sha256: str) -> bytes:
-    return b"vigil-media:" + sha256.encode()
-
 
 # --- Renderings ---------------------------------------------------------------------------
 
