@@ -420,3 +420,39 @@ def test_the_worker_sends_due_reports_once_under_a_lease(world: World, sandbox: 
     assert result.outcome == "finished"
     assert worker.run_once() == []
     assert sandbox.store.counts()["finished"] == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome", "status"),
+    [
+        (1000, "retry", "approved"),
+        (1500, "retry", "approved"),
+        (2000, "stopped", "approved"),
+        (3000, "stopped", "approved"),
+        (4100, "failed", "failed"),
+        (4110, "failed", "failed"),
+        (5001, "failed", "failed"),
+    ],
+)
+def test_every_documented_code_on_submit_ends_as_it_should(
+    world: World, sandbox: Sandbox, code: int, outcome: str, status: str
+) -> None:
+    approve(world)
+    sandbox.fail("submit", f"code:{code}")
+    result = world.submitter().run(world.report_id)
+    assert (result.outcome, result.status) == (outcome, status)
+    assert world.report().error_code == code
+    assert sandbox.store.counts()["reports"] == 0
+
+
+@pytest.mark.parametrize("endpoint", ["upload", "fileinfo", "finish"])
+def test_a_connection_dropped_before_the_service_acted_is_retried(
+    world: World, sandbox: Sandbox, endpoint: str
+) -> None:
+    approve(world)
+    sandbox.fail(endpoint, "drop")
+    submitter = world.submitter()
+    assert submitter.run(world.report_id).outcome == "retry"
+    assert submitter.run(world.report_id).outcome == "finished"
+    finished = [r for r in sandbox.store.reports() if r["status"] == "finished"]
+    assert len(finished) == 1 and len(finished[0]["files"]) == 2

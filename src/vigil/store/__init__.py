@@ -6,7 +6,7 @@ registers every table on `Base.metadata` (`models`: content and signals; `bank_m
 banks; `match_models`: scan matches;
 `service_models`: API tokens, users, upload events, actions and jobs; `review_models`:
 review tasks, reveals, decisions, wellbeing and console sessions; `report_models`: reports,
-their files and preservation requests).
+their files and preservation requests; `vault_models`: the evidence vault and the audit log).
 """
 
 from vigil.store.bank_models import Bank, BankEntry, BankImport
@@ -51,12 +51,23 @@ from vigil.store.service_models import (
     UploadEvent,
 )
 from vigil.store.types import UTCDateTime, utcnow
+from vigil.store.vault_models import (
+    AuditEvent,
+    AuditHead,
+    LegalHold,
+    VaultClock,
+    VaultDestruction,
+    VaultExport,
+    VaultItem,
+)
 
 __all__ = [
     "ActionDelivery",
     "ActionRule",
     "ApiToken",
     "AppUser",
+    "AuditEvent",
+    "AuditHead",
     "Bank",
     "BankEntry",
     "BankImport",
@@ -65,6 +76,7 @@ __all__ = [
     "ContentSignal",
     "Database",
     "Job",
+    "LegalHold",
     "Match",
     "PreservationRequest",
     "Report",
@@ -78,6 +90,10 @@ __all__ = [
     "SignalLike",
     "UTCDateTime",
     "UploadEvent",
+    "VaultClock",
+    "VaultDestruction",
+    "VaultExport",
+    "VaultItem",
     "WebSession",
     "WellbeingSettings",
     "alembic_config",
