@@ -148,7 +148,6 @@ class Submitter:
 
     def run(self, report_id: int, *, now: datetime | None = None) -> SubmissionResult:
         """Take the report as far as it goes now."""
-        journal = Journal(self.journal_dir / f"{report_id}.jsonl")
         with self.database.session(immediate=True) as session:
             report = _report(session, report_id)
             if report.status not in ("approved", "submitted"):
@@ -156,6 +155,10 @@ class Submitter:
             if report.environment is None:
                 raise SubmissionError(f"report {report_id} has no environment")
             environment = report.environment
+            # Named by id and creation time: a journal left by another database's report of
+            # the same id (a reset database, a copied home) is never taken for this one's.
+            name = f"{report_id}-{report.created:%Y%m%dT%H%M%S%f}.jsonl"
+        journal = Journal(self.journal_dir / name)
         try:
             client = self.clients(environment, journal.record)
         except CyberTipNotConfigured as error:
