@@ -113,13 +113,15 @@ def draft_reports(
             report.escalation_reason = task.escalation_reason
         report.updated = now
         _refresh_report(report)
+    session.flush()
+    _mark_viral(session, task, rules, now)  # before approving: these drafts may be copies
+    for report in touched.values():
         if rules.auto_approve_verified and report.auto_confirmed and report.status == "draft":
             report.status = "approved"
             report.auto_approved = True
             report.approved_at = now
             report.environment = rules.environment
     session.flush()
-    _mark_viral(session, task, rules, now)
     return list(touched.values())
 
 
@@ -215,7 +217,10 @@ def withdraw_drafts(session: Session, task: ReviewTask) -> int:
     for file in files:
         file.report.files.remove(file)
     for report in reports.values():
-        report.task_ids = [t for t in report.task_ids if t != task.id]
+        if task.id in report.task_ids:
+            report.task_ids = [t for t in report.task_ids if t != task.id]
+            # The task no longer counts as a draft bundled in (no report was avoided).
+            report.bundled_drafts = max(0, report.bundled_drafts - 1)
         if report.files:
             _refresh_report(report)
         else:

@@ -165,6 +165,8 @@ def retract(
         raise ReportError("only a legal, lead or admin user may retract a report")
     when = now or utcnow()
     if not claim_for_sending(database, report_id, when):
+        with database.session() as session:
+            get_report(session, report_id)  # ReportNotFound: there is nothing to claim
         raise ReportError(f"report {report_id} is being sent right now; try again shortly")
     try:
         with database.session() as session:
