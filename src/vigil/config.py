@@ -226,6 +226,51 @@ class Settings(BaseSettings, MediaLimits):
         30, gt=0, description="Console sign-in attempts a minute allowed from one client address."
     )
 
+    # --- The audit log -----------------------------------------------------------------
+    audit_key_file: Path | None = Field(
+        None,
+        description="Ed25519 key (PEM) that signs audit checkpoints; default"
+        " `$VIGIL_HOME/keys/audit-ed25519.key`, created on first use.",
+    )
+    audit_checkpoint_dir: Path | None = Field(
+        None,
+        description="Where audit checkpoints go; default `$VIGIL_HOME/audit/checkpoints`.",
+    )
+    audit_checkpoint_hours: float = Field(
+        24.0,
+        ge=0,
+        description="How often the server writes a signed audit checkpoint; 0: never.",
+    )
+
+    # --- The evidence vault ---------------------------------------------------------------
+    vault_storage: str = Field(
+        "file",
+        pattern="^(file|s3)$",
+        description="Where the vault keeps its encrypted bytes: `file` ($VIGIL_HOME/vault) or"
+        " `s3` (a bucket of S3 or an S3-compatible store).",
+    )
+    vault_s3_bucket: str | None = Field(
+        None, description="The bucket of `vault_storage=s3` (credentials: AWS environment)."
+    )
+    vault_s3_prefix: str = Field(
+        "vigil-vault/", description="Prefix of the vault's object keys in the bucket."
+    )
+    vault_s3_endpoint_url: str | None = Field(
+        None, description="Endpoint of an S3-compatible store (MinIO, Ceph, ...); unset: AWS."
+    )
+    vault_export_approval_threshold: int = Field(
+        10,
+        ge=0,
+        description="Vault items one person may export at once; more needs a second"
+        " authorised person's approval.",
+    )
+    vault_sweep_hours: float = Field(
+        24.0,
+        gt=0,
+        description="How often the server sweeps the vault (destroying items no clock keeps)."
+        " It also takes submitted reports' preservation requests in within a minute.",
+    )
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:

@@ -2,7 +2,8 @@
 
 `create_app()` builds everything a worker holds (database, match index, token cache) at
 once; the lifespan starts and stops its background threads (index refresh, webhook
-delivery). `vigil serve` runs `serve_app` under uvicorn, one copy per worker process.
+delivery, report sending, audit checkpoints). `vigil serve` runs `serve_app` under uvicorn,
+one copy per worker process.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from vigil.api.observability import ServiceMiddleware, configure_logging
 from vigil.api.routers import actions as actions_router
 from vigil.api.routers import banks, flags, hashing, health, hma, jobs, lookup
 from vigil.api.state import IndexKeeper, ServiceState
+from vigil.audit import CheckpointWorker
 from vigil.auth import TokenCache
 from vigil.config import Settings, get_settings
 from vigil.pipeline.matching import BankMatcher
@@ -26,6 +28,7 @@ from vigil.reporting.builder import make_submitter
 from vigil.reporting.service import ReportWorker
 from vigil.store import Database, open_database
 from vigil.vault.media import media_store
+from vigil.vault.worker import VaultWorker
 from vigil.web import install_console
 
 _MULTIPART_SLACK = 1024 * 1024
@@ -53,13 +56,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        workers: list[ActionWorker | ReportWorker] = []
+        workers: list[ActionWorker | ReportWorker | CheckpointWorker | VaultWorker] = []
         if background:
             state.index.start()
             workers.append(ActionWorker(database, settings))
             workers.append(
                 ReportWorker(database, lambda: make_submitter(settings, database, state.media))
             )
+            workers.append(CheckpointWorker(database, settings))  # audit_checkpoint_hours
+            workers.append(VaultWorker(database, settings))
             for worker in workers:
                 worker.start()
         try:

@@ -13,6 +13,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPBearer
 
 from vigil.api.state import ServiceState
+from vigil.audit.actor import set_actor
 from vigil.auth import AuthenticationError, TokenPrincipal
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -55,6 +56,7 @@ class ScopedBearer(HTTPBearer):
                 401, "the API token is invalid, expired or revoked", headers=_CHALLENGE
             ) from None
         request.state.principal = principal
+        set_actor(f"token:{principal.name}")  # the request's audit events are the token's
         limit = principal.rate_limit_per_minute or state.settings.api_rate_limit_per_minute
         wait = state.limiter.check(f"token:{principal.id}", limit)
         if wait is not None:

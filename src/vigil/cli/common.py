@@ -4,6 +4,7 @@ management commands (`bank`, `tokens`, `users`, `actions`)."""
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
 from collections.abc import Iterator
@@ -87,15 +88,26 @@ def usage_error(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def cli_actor() -> str:
+    """`cli:<os user>`: who the audit log says ran a command."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no user name (a container with an unnamed uid)
+        user = f"uid-{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"cli:{user}"
+
+
 @contextmanager
 def database_session() -> Iterator[Session]:
-    """A session on the configured database (migrated), committed when the block ends."""
+    """A session on the configured database (migrated), committed when the block ends; what
+    it changes is audited as done by `cli_actor()`."""
+    from vigil.audit.actor import acting_as
     from vigil.config import get_settings
     from vigil.store import open_database
 
     database = open_database(get_settings())
     try:
-        with database.session() as session:
+        with acting_as(cli_actor()), database.session() as session:
             yield session
     finally:
         database.dispose()

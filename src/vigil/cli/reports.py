@@ -17,11 +17,12 @@ from vigil.auth.users import UserNotFound, get_user
 from vigil.cli.common import database_session, err_console, stdout_console, usage_error
 from vigil.config import get_settings
 from vigil.reporting import service
-from vigil.reporting.builder import Builders, connectors_from_settings, make_submitter
+from vigil.reporting.builder import Builders, make_submitter
 from vigil.reporting.client import CyberTipNotConfigured
 from vigil.reporting.submission import SubmissionError
 from vigil.reporting.xml import ReportInvalid
 from vigil.store import Report, open_database, utcnow
+from vigil.vault.accounts import connectors_from_settings
 from vigil.vault.media import media_store
 
 reports_app = typer.Typer(

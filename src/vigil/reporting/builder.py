@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -20,12 +19,6 @@ from sqlalchemy.orm import Session
 from vigil.config import Settings
 from vigil.reporting import model
 from vigil.reporting.client import client_from_settings
-from vigil.reporting.connector import (
-    AccountData,
-    UploadsConnector,
-    UserDataConnector,
-    account_data,
-)
 from vigil.reporting.submission import Submitter, file_name
 from vigil.reporting.xml import (
     ReportInvalid,
@@ -35,6 +28,13 @@ from vigil.reporting.xml import (
     report_xml,
 )
 from vigil.store import Content, ContentSignal, Database, Report, ReportFile, UploadEvent
+from vigil.vault.accounts import (
+    AccountData,
+    UploadsConnector,
+    UserDataConnector,
+    account_data,
+    connectors_from_settings,
+)
 from vigil.vault.media import MediaStore
 
 HASH_TYPES = {"md5": "MD5", "sha1": "SHA1", "pdq": "PDQ"}
@@ -233,16 +233,6 @@ class Builders:
         built = build_file_details(session, report, file)
         check_file_details(built)
         return file_details_xml(built)
-
-
-def connectors_from_settings(settings: Settings) -> tuple[UserDataConnector, ...]:
-    """Vigil's own upload records, then (when configured) the platform's account files."""
-    from vigil.reporting.connector import JsonDirectoryConnector
-
-    found: tuple[UserDataConnector, ...] = (UploadsConnector(),)
-    if settings.report_account_data_dir is not None:
-        found = (JsonDirectoryConnector(Path(settings.report_account_data_dir)), *found)
-    return found
 
 
 def make_submitter(settings: Settings, database: Database, media: MediaStore) -> Submitter:

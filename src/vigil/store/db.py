@@ -106,8 +106,13 @@ def begin_immediate(session: Session) -> None:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions bound to `engine`; objects stay readable after commit (no expire on commit)."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    """Sessions bound to `engine`; objects stay readable after commit (no expire on commit).
+    Their changes to audited tables are written to the audit log (`vigil.audit.hooks`)."""
+    from vigil.audit.hooks import install  # here: vigil.audit imports this package
+
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    install(factory)
+    return factory
 
 
 # --- Migrations -------------------------------------------------------------------------

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 _KEY = re.compile(r"[0-9a-f]{8,128}")
 
@@ -30,6 +32,16 @@ class BlobStore(Protocol):
 
     def delete(self, key: str) -> bool:
         """Remove `key`; False when it was not there."""
+        ...
+
+
+@runtime_checkable
+class ListableBlobStore(BlobStore, Protocol):
+    """A `BlobStore` that can also list what it holds (the vault's sweep uses it to remove
+    bytes no item needs any more)."""
+
+    def list_keys(self) -> Iterator[tuple[str, datetime]]:
+        """Every stored key with the time it was last written (aware, UTC)."""
         ...
 
 
@@ -84,6 +96,48 @@ class FileBlobStore:
             return False
         fsync_dir(target.parent)
         return True
+
+    def list_keys(self) -> Iterator[tuple[str, datetime]]:
+        """Every blob (`root/ab/cd/<key>`) with its modification time; temporary files and
+        anything else that is not a blob are skipped."""
+        for path, name in self._walk():
+            if _KEY.fullmatch(name) and (path.parent.parent.name, path.parent.name) == (
+                name[:2],
+                name[2:4],
+            ):
+                try:
+                    modified = path.stat().st_mtime
+                except FileNotFoundError:  # deleted meanwhile
+                    continue
+                yield name, datetime.fromtimestamp(modified, UTC)
+
+    def remove_stale_temporaries(self, before: datetime) -> int:
+        """Remove the temporary files (`.<key>.*.tmp`) of writes interrupted before
+        `before`: a crash inside `put` leaves one behind. Returns how many went."""
+        removed = 0
+        for path, name in self._walk():
+            if not (name.startswith(".") and name.endswith(".tmp")):
+                continue
+            try:
+                if datetime.fromtimestamp(path.stat().st_mtime, UTC) < before:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+    def _walk(self) -> Iterator[tuple[Path, str]]:
+        if not self.root.is_dir():
+            return
+        for first in sorted(self.root.iterdir()):
+            if not (first.is_dir() and re.fullmatch(r"[0-9a-f]{2}", first.name)):
+                continue
+            for second in sorted(first.iterdir()):
+                if not (second.is_dir() and re.fullmatch(r"[0-9a-f]{2}", second.name)):
+                    continue
+                for entry in sorted(second.iterdir()):
+                    if entry.is_file():
+                        yield entry, entry.name
 
 
 def make_private_dir(path: Path) -> None:

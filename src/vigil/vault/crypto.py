@@ -14,6 +14,10 @@ Layout (big-endian, every length explicit):
 The GCM associated data is everything before the ciphertext followed by the caller's `aad`
 (the header is self-delimiting, so the concatenation is unambiguous): a blob only opens
 unaltered, whole, and for the purpose `aad` names (a blob moved under another key fails).
+
+`encrypt_item` / `decrypt_item` are the vault items' variant: the same AES-256-GCM under a
+fresh data key, but the wrapped data key is handed back to be kept apart from the blob (in
+the database), so that deleting it alone destroys the item ("crypto-shredding").
 """
 
 from __future__ import annotations
@@ -120,3 +124,68 @@ class _Reader:
     def length(self, fmt: str) -> int:
         (value,) = struct.unpack(fmt, self.take(struct.calcsize(fmt)))
         return int(value)
+
+
+# --- Vault items: the wrapped data key kept apart from the bytes ---------------------------
+
+ITEM_MAGIC = b"VGLITEM1"
+"""Magic and format version of a vault item's blob (see `encrypt_item`)."""
+
+
+def encrypt_item(plaintext: bytes, *, aad: bytes, keys: KeyProvider) -> tuple[bytes, str, bytes]:
+    """`plaintext` under a fresh AES-256-GCM data key: `(wrapped_key, key_id, blob)`.
+
+    Unlike `seal`, the blob does not carry the wrapped data key: the caller keeps
+    `wrapped_key` and `key_id` elsewhere (the vault keeps them in the database), so deleting
+    that one small value destroys the item wherever copies of the blob went
+    ("crypto-shredding"). The blob is::
+
+        b"VGLITEM1"            magic and format version
+        u8  len, nonce         12 bytes
+        ciphertext             AES-256-GCM, its 16-byte tag at the end
+
+    The GCM associated data is the header followed by `aad`, which names what the item is
+    (its id and authenticated metadata): a blob opens only whole, unaltered, with its own
+    wrapped key and for the item it was written for. Up to 2 GiB - 1 of plaintext.
+    """
+    data_key = AESGCM.generate_key(bit_length=8 * DATA_KEY_BYTES)
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    key_id = keys.key_id
+    if len(key_id.encode("ascii")) > 64:
+        raise ValueError("the key provider's key id is longer than 64 characters")
+    wrapped = keys.wrap(data_key)
+    header = ITEM_MAGIC + struct.pack(">B", len(nonce)) + nonce
+    return wrapped, key_id, header + AESGCM(data_key).encrypt(nonce, plaintext, header + aad)
+
+
+def decrypt_item(
+    blob: bytes, *, wrapped_key: bytes, key_id: str, aad: bytes, keys: KeyProvider
+) -> bytes:
+    """The plaintext of a blob `encrypt_item` made with the same `aad`, opened with its
+    `wrapped_key` under the KEK `key_id`; `SealError` for anything else (another item's key
+    or blob, an altered byte, a truncated blob, another KEK)."""
+    reader = _Reader(blob)
+    if reader.take(len(ITEM_MAGIC)) != ITEM_MAGIC:
+        raise SealError("not a vault item blob of a format this version reads (bad magic)")
+    nonce = reader.take(reader.length(">B"))
+    if len(nonce) != NONCE_BYTES:
+        raise SealError("malformed vault item blob (nonce of the wrong size)")
+    header_end = reader.offset
+    ciphertext = reader.view(len(reader.blob) - header_end)
+    if len(ciphertext) < TAG_BYTES:
+        raise SealError("truncated vault item blob (shorter than its tag)")
+    if key_id != keys.key_id:
+        raise SealError(f"the item's key was wrapped by key {key_id!r:.70}, not {keys.key_id!r}")
+    try:
+        data_key = keys.unwrap(wrapped_key)
+    except UnwrapError as exc:
+        raise SealError(f"the item's data key does not unwrap: {exc}") from exc
+    if len(data_key) != DATA_KEY_BYTES:
+        raise SealError("the item's data key has the wrong size")
+    try:
+        return AESGCM(data_key).decrypt(nonce, ciphertext, reader.blob[:header_end].tobytes() + aad)
+    except InvalidTag:
+        raise SealError(
+            "the item does not authenticate: its bytes, its wrapped key or its metadata were"
+            " altered, or the blob belongs to another item"
+        ) from None

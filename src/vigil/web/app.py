@@ -20,6 +20,7 @@ from vigil.auth import AuthenticationError
 from vigil.web import reports as report_pages
 from vigil.web import review as review_pages
 from vigil.web import sessions
+from vigil.web import vault as vault_pages
 from vigil.web.security import (
     CONSOLE_PATH,
     LOGIN_CSRF_COOKIE,
@@ -245,6 +246,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(review_pages.router)
     app.include_router(report_pages.router)
+    app.include_router(vault_pages.router)
     app.add_exception_handler(ConsoleError, _console_error)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_middleware(ConsoleHeadersMiddleware)

@@ -10,13 +10,14 @@ from sqlalchemy import func, select
 from starlette.responses import RedirectResponse, Response
 
 from vigil.reporting import service
-from vigil.reporting.builder import Builders, connectors_from_settings, make_submitter
+from vigil.reporting.builder import Builders, make_submitter
 from vigil.reporting.client import CyberTipNotConfigured
 from vigil.reporting.drafts import bundling_summary
 from vigil.reporting.submission import SubmissionError, file_name
 from vigil.reporting.xml import ReportInvalid
 from vigil.store import AppUser, Report, UploadEvent
 from vigil.store.report_models import REPORT_STATUSES
+from vigil.vault.accounts import connectors_from_settings
 from vigil.web.security import ConsoleError, console_state, signed_in
 from vigil.web.sessions import SignedIn
 from vigil.web.templating import render as render_page

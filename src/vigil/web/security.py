@@ -26,6 +26,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vigil.audit.actor import set_actor
 from vigil.store.service_models import USER_ROLES
 from vigil.web.sessions import SignedIn, resolve
 
@@ -239,6 +240,7 @@ def signed_in(*roles: str) -> SignedInDependency:
                 "Your account does not have access to this page. If you need it, ask an"
                 " administrator.",
             )
+        set_actor(f"user:{user.username}")  # the request's audit events are this user's
         return user
 
     dependency.__name__ = f"signed_in_{'_'.join(roles) or 'any'}"

@@ -1,4 +1,5 @@
-"""What the platform knows about a reported account, for the report's `personOrUserReported`.
+"""What the platform knows about an account: for the report's `personOrUserReported`, the
+vault's preserved account data and, later, legal productions.
 
 Vigil holds only what came with uploads (account id, screen name, the upload's address and
 time). A platform supplies the rest (display name, profile URL, login and registration
@@ -20,6 +21,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from vigil.config import Settings
 from vigil.store import UploadEvent
 
 MAX_ACCOUNT_FILE_BYTES = 1024 * 1024
@@ -152,3 +154,11 @@ def account_data(
         if found is not None:
             result = result.merged(found)
     return result
+
+
+def connectors_from_settings(settings: Settings) -> tuple[UserDataConnector, ...]:
+    """Vigil's own upload records, then (when configured) the platform's account files."""
+    found: tuple[UserDataConnector, ...] = (UploadsConnector(),)
+    if settings.report_account_data_dir is not None:
+        found = (JsonDirectoryConnector(Path(settings.report_account_data_dir)), *found)
+    return found
