@@ -12,8 +12,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from sqlalchemy import func, select
 from vigil import review
 from vigil.api.app import create_app
 from vigil.auth.users import create_user
+from vigil.background import serving
 from vigil.banks import NewEntry, add_entries, create_bank
 from vigil.config import Settings
 from vigil.demo import synthetic_image
@@ -80,12 +79,6 @@ class World:
     def db_scalar(self, query: Any) -> Any:
         with self.database.session() as session:
             return session.scalar(query)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _build(home: Path) -> tuple[Settings, dict[str, int]]:
@@ -153,31 +146,12 @@ def _build(home: Path) -> tuple[Settings, dict[str, int]]:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    import uvicorn
-
     settings, tasks = _build(tmp_path / "home")
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, background=False),
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the console server did not start"
-        time.sleep(0.05)
     database = open_database(settings)
     try:
-        yield World(f"http://127.0.0.1:{port}", settings, database, tasks)
+        with serving(create_app(settings, background=False), name="console") as url:
+            yield World(url, settings, database, tasks)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         database.dispose()
 
 

@@ -11,138 +11,35 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from vigil.auth.users import create_user
-from vigil.banks import NewEntry, add_entries, create_bank
-from vigil.config import Settings
-from vigil.demo import synthetic_image
-from vigil.pipeline.matching import BankMatcher
-from vigil.pipeline.online import Uploader, hash_upload, online_options, record_upload
+from report_helpers import Sandbox, World, build_world, report_settings, serve_sandbox
 from vigil.reporting import service
-from vigil.reporting.builder import make_submitter
-from vigil.reporting.sandbox import SandboxStore, running_sandbox
-from vigil.reporting.submission import NOT_CONFIGURED, Submitter
+from vigil.reporting.submission import NOT_CONFIGURED
 from vigil.reporting.xml import parse_file_details, parse_report
-from vigil.review import Reviewer, claim_next, confirm, record_reveal
-from vigil.store import Database, PreservationRequest, Report, utcnow
-from vigil.vault.media import media_store
-
-USER, PASSWORD = "esp-test", "sandbox-secret"
+from vigil.store import Database, PreservationRequest, utcnow
 
 
 class Crash(Exception):
     """Stands for the process dying at a point of the submission."""
 
 
-@dataclass
-class Sandbox:
-    url: str
-    store: SandboxStore
-    app: Any
-
-    def fail(self, endpoint: str, failure: str) -> None:
-        self.app.state.failures.add(endpoint, failure)
-
-
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    with running_sandbox(tmp_path / "sandbox", PASSWORD, username=USER) as running:
-        yield Sandbox(running.url, running.store, running.app)
-
-
-@dataclass
-class World:
-    db: Database
-    settings: Settings
-    legal: service.Approver
-    report_id: int
-    picture: bytes
-
-    def report(self) -> Report:
-        with self.db.session() as session:
-            report = session.get(Report, self.report_id)
-            assert report is not None
-            _ = list(report.files)
-            return report
-
-    def submitter(self, crash: Any = None, **settings: Any) -> Submitter:
-        config = self.settings.model_copy(update=settings)
-        submitter = make_submitter(config, self.db, media_store(config))
-        submitter.retry_after = timedelta(0)
-        if crash is not None:
-            submitter.crash = crash
-        return submitter
+    with serve_sandbox(tmp_path / "sandbox") as running:
+        yield running
 
 
 @pytest.fixture
 def world(db: Database, tmp_path: Path, sandbox: Sandbox) -> World:
-    """A synthetic picture banked; two copies uploaded by one account (a second file with
-    other bytes), matched, reviewed (the first revealed in full), confirmed; a draft report."""
-    settings = Settings(
-        home=tmp_path / "home",
-        database_url=db.engine.url.render_as_string(False),
-        cybertip_test_url=sandbox.url,
-        cybertip_test_username=USER,
-        cybertip_test_password=PASSWORD,
-        report_person_email="safety@platform.example",
-        report_company_template="Serve legal process at legal@platform.example; we keep data"
-        " 1 year; 24-hour emergency line +1 555 0100.",
-        report_platform="Example Platform",
-        cybertip_timeout_seconds=2.0,
-    )
-    pictures = tmp_path / "pictures"
-    pictures.mkdir()
-    first, second = pictures / "beach.png", pictures / "beach-copy.jpg"
-    synthetic_image(320, 240, 77).save(first)
-    synthetic_image(320, 240, 77).convert("RGB").save(second, quality=85)
-    limits = settings.media_limits
-    options = online_options(limits, settings.vpdq_seconds_per_hash)
-    banked = hash_upload(first, first.name, limits, options)
-    with db.session() as session:
-        create_bank(session, "known", trust="verified")
-        add_entries(session, "known", [NewEntry("pdq", banked.signals["pdq"].value, "B1")])
-        reviewer = create_user(session, "rita", "correct horse battery", ["reviewer"])
-        legal = create_user(session, "lou", "correct horse battery", ["legal"])
-        people = (Reviewer(reviewer.id, frozenset(reviewer.roles)), legal.id)
-    matcher = BankMatcher.from_database(db, cache_dir=settings.index_cache_dir)
-    store = media_store(settings)
-    for path, ip in ((first, "198.51.100.7"), (second, "2001:db8::9")):
-        record = hash_upload(path, path.name, limits, options)
-        (outcome,) = matcher.match([record])
-        assert outcome.matches
-        record_upload(
-            db,
-            record,
-            outcome,
-            uploader=Uploader("acct-42", "sunny", ip, utcnow() - timedelta(hours=2)),
-            media=(store, path),
-        )
-    rita = people[0]
-    with db.session() as session:
-        task = claim_next(session, rita, lease=timedelta(minutes=15))
-        assert task is not None and len(task.items) == 2
-        record_reveal(session, task.id, task.items[0].id, rita, "full")
-        confirm(
-            session,
-            task.id,
-            rita,
-            industry="B1",
-            annotations=["possibleSelfProduction"],
-            viewed_items=[task.items[0].id],
-        )
-        [report] = session.scalars(select(Report)).all()
-        report_id = report.id
-    return World(
-        db, settings, service.Approver(people[1], frozenset({"legal"})), report_id,
-        first.read_bytes(),
-    )  # fmt: skip
+    """A synthetic picture banked; two copies uploaded by one account, matched, reviewed
+    (the first revealed in full), confirmed; a draft report (`report_helpers.build_world`)."""
+    settings = report_settings(db, tmp_path / "home", sandbox.url)
+    return build_world(db, settings, tmp_path / "pictures")
 
 
 def approve(world: World) -> None:

@@ -774,27 +774,8 @@ def running_sandbox(
 ) -> Iterator[RunningSandbox]:
     """Serve a sandbox on a free local port in a background thread for the duration of the
     block (the demo's stand-in, and the tests')."""
-    import socket
-    import time
-
-    import uvicorn
+    from vigil.background import serving
 
     app = create_sandbox_app(store, username=username, password=password)
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        port = int(probe.getsockname()[1])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
-    )
-    thread = threading.Thread(target=server.run, name="cybertip-sandbox", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the CyberTipline sandbox did not start")
-        time.sleep(0.02)
-    try:
-        yield RunningSandbox(f"http://{host}:{port}/ispws/", app, app.state.store)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(app, host=host, name="cybertip-sandbox") as url:
+        yield RunningSandbox(f"{url}/ispws/", app, app.state.store)

@@ -9,7 +9,6 @@ with a lease, so several workers never send one report at once.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from vigil.background import PeriodicWorker
 from vigil.reporting.client import AlreadyFinished, AlreadyRetracted, CyberTipError, UnknownReport
 from vigil.reporting.submission import SubmissionResult, Submitter
 from vigil.store import Database, Report, utcnow
@@ -197,9 +197,11 @@ def retract(
         release_sending(database, report_id)
 
 
-class ReportWorker:
+class ReportWorker(PeriodicWorker):
     """Sends due reports every `poll_seconds`, in a thread (`start`/`stop`). Logs report ids
     and outcomes, never report contents."""
+
+    name = "vigil-reports"
 
     def __init__(
         self,
@@ -208,11 +210,9 @@ class ReportWorker:
         *,
         poll_seconds: float = 5.0,
     ) -> None:
+        super().__init__(poll_seconds)
         self.database = database
         self.submitter_factory = submitter_factory
-        self.poll_seconds = poll_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self, now: datetime | None = None) -> list[SubmissionResult]:
         when = now or utcnow()
@@ -227,19 +227,3 @@ class ReportWorker:
                     logger.info("report %d: %s (%s)", report_id, result.outcome, result.status)
                     results.append(result)
         return results
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="vigil-reports", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
-            try:
-                self.run_once()
-            except Exception:
-                logger.exception("reports: a round failed; trying again later")

@@ -86,18 +86,39 @@ def open_sealed(blob: bytes, *, aad: bytes, keys: KeyProvider) -> bytes:
     key_id = key_id_bytes.decode("ascii", errors="replace")
     if key_id != keys.key_id:
         raise SealError(f"sealed under key {key_id!r:.40}, but the key in use is {keys.key_id!r}")
+    return _decrypt(
+        keys,
+        wrapped,
+        nonce,
+        ciphertext,
+        reader.blob[:header_end].tobytes() + aad,
+        owner="the blob's",
+        forged="the blob does not authenticate: it was altered, or is opened with another aad",
+    )
+
+
+def _decrypt(
+    keys: KeyProvider,
+    wrapped: bytes,
+    nonce: bytes,
+    ciphertext: memoryview,
+    associated: bytes,
+    *,
+    owner: str,
+    forged: str,
+) -> bytes:
+    """Unwrap the data key and open the ciphertext; every failure a `SealError` (`owner`
+    names whose key it is in the message, `forged` is said when it does not authenticate)."""
     try:
         data_key = keys.unwrap(wrapped)
     except UnwrapError as exc:
-        raise SealError(f"the blob's data key does not unwrap: {exc}") from exc
+        raise SealError(f"{owner} data key does not unwrap: {exc}") from exc
     if len(data_key) != DATA_KEY_BYTES:
-        raise SealError("the blob's data key has the wrong size")
+        raise SealError(f"{owner} data key has the wrong size")
     try:
-        return AESGCM(data_key).decrypt(nonce, ciphertext, reader.blob[:header_end].tobytes() + aad)
+        return AESGCM(data_key).decrypt(nonce, ciphertext, associated)
     except InvalidTag:
-        raise SealError(
-            "the blob does not authenticate: it was altered, or is opened with another aad"
-        ) from None
+        raise SealError(forged) from None
 
 
 class _Reader:
@@ -176,16 +197,13 @@ def decrypt_item(
         raise SealError("truncated vault item blob (shorter than its tag)")
     if key_id != keys.key_id:
         raise SealError(f"the item's key was wrapped by key {key_id!r:.70}, not {keys.key_id!r}")
-    try:
-        data_key = keys.unwrap(wrapped_key)
-    except UnwrapError as exc:
-        raise SealError(f"the item's data key does not unwrap: {exc}") from exc
-    if len(data_key) != DATA_KEY_BYTES:
-        raise SealError("the item's data key has the wrong size")
-    try:
-        return AESGCM(data_key).decrypt(nonce, ciphertext, reader.blob[:header_end].tobytes() + aad)
-    except InvalidTag:
-        raise SealError(
-            "the item does not authenticate: its bytes, its wrapped key or its metadata were"
-            " altered, or the blob belongs to another item"
-        ) from None
+    return _decrypt(
+        keys,
+        wrapped_key,
+        nonce,
+        ciphertext,
+        reader.blob[:header_end].tobytes() + aad,
+        owner="the item's",
+        forged="the item does not authenticate: its bytes, its wrapped key or its metadata were"
+        " altered, or the blob belongs to another item",
+    )

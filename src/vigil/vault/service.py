@@ -552,52 +552,56 @@ def _pending_export(session: Session, export_id: int) -> VaultExport:
     return export
 
 
-def approve_export(
-    session: Session, export_id: int, *, approver: Reader, now: datetime
+def _decide_export(
+    session: Session,
+    export: VaultExport,
+    approver: Reader,
+    status: str,
+    now: datetime,
+    details: dict[str, Any],
 ) -> VaultExport:
-    """A second `legal` or `admin` user (not the one who asked) approves a large export."""
-    approver.require_access("approve vault exports")
-    export = _pending_export(session, export_id)
-    if export.status != "pending":
-        raise VaultError(f"vault export {export_id} is {export.status}, not pending")
-    if approver.name == export.requested_by:
-        raise AccessDenied(
-            f"{approver.name!r} asked for export {export_id}: another person must approve it"
-        )
-    export.status = "approved"
+    export.status = status
     export.decided_by = approver.name
     export.decided_at = now
     session.flush()
     audit(
         session,
-        "vault.export_approved",
+        f"vault.export_{status}",
         "vault_export",
         str(export.id),
-        {"actor": f"user:{approver.name}", "requested_by": export.requested_by},
+        {"actor": f"user:{approver.name}", **details},
     )
     return export
+
+
+def _pending(session: Session, export_id: int, approver: Reader, action: str) -> VaultExport:
+    approver.require_access(action)
+    export = _pending_export(session, export_id)
+    if export.status != "pending":
+        raise VaultError(f"vault export {export_id} is {export.status}, not pending")
+    return export
+
+
+def approve_export(
+    session: Session, export_id: int, *, approver: Reader, now: datetime
+) -> VaultExport:
+    """A second `legal` or `admin` user (not the one who asked) approves a large export."""
+    export = _pending(session, export_id, approver, "approve vault exports")
+    if approver.name == export.requested_by:
+        raise AccessDenied(
+            f"{approver.name!r} asked for export {export_id}: another person must approve it"
+        )
+    return _decide_export(
+        session, export, approver, "approved", now, {"requested_by": export.requested_by}
+    )
 
 
 def refuse_export(
     session: Session, export_id: int, *, approver: Reader, now: datetime
 ) -> VaultExport:
     """Refuse a pending export (anyone with access, the requester included, may)."""
-    approver.require_access("refuse vault exports")
-    export = _pending_export(session, export_id)
-    if export.status != "pending":
-        raise VaultError(f"vault export {export_id} is {export.status}, not pending")
-    export.status = "refused"
-    export.decided_by = approver.name
-    export.decided_at = now
-    session.flush()
-    audit(
-        session,
-        "vault.export_refused",
-        "vault_export",
-        str(export.id),
-        {"actor": f"user:{approver.name}"},
-    )
-    return export
+    export = _pending(session, export_id, approver, "refuse vault exports")
+    return _decide_export(session, export, approver, "refused", now, {})
 
 
 def run_export(
