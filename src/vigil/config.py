@@ -209,6 +209,12 @@ class Settings(BaseSettings, MediaLimits):
         " flags); see docs/reporting.md.",
     )
 
+    account_data_synthetic: bool = Field(
+        False,
+        description="Make up clearly fake subscriber records for every account (the demo's"
+        " stand-in for a platform's user service); never in production.",
+    )
+
     # --- The web console (`/console`) ---------------------------------------------------
     console_session_hours: float = Field(
         12.0,
@@ -270,6 +276,95 @@ class Settings(BaseSettings, MediaLimits):
         description="How often the server sweeps the vault (destroying items no clock keeps)."
         " It also takes submitted reports' preservation requests in within a minute.",
     )
+
+    # --- The legal-process desk and its portal ------------------------------------------
+    legal_due_emergency_hours: float = Field(
+        1.0, gt=0, description="Time to answer an emergency disclosure request."
+    )
+    legal_due_preservation_hours: float = Field(
+        24.0, gt=0, description="Time to carry out a 2703(f) preservation letter."
+    )
+    legal_due_nondisclosure_hours: float = Field(
+        4.0, gt=0, description="Time to record a non-disclosure order against its accounts."
+    )
+    legal_due_destroy_hours: float = Field(
+        24.0, gt=0, description="Time to carry out law enforcement's request to destroy."
+    )
+    legal_due_working_days: int = Field(
+        5,
+        gt=0,
+        description="Working days (Monday to Friday) to answer any other request: subpoenas and"
+        " warrants by their own date when that comes sooner, orders, foreign requests.",
+    )
+    legal_remind_fraction: float = Field(
+        0.75,
+        gt=0,
+        lt=1,
+        description="Share of a request's time gone when its assignee is reminded (overdue"
+        " requests are escalated to legal leads).",
+    )
+    legal_broad_scope_targets: int = Field(
+        10, gt=0, description="Accounts or items named above which a request is flagged broad."
+    )
+    legal_broad_scope_days: int = Field(
+        366, gt=0, description="Records period above which a request is flagged broad."
+    )
+    legal_free_mail_domains: list[str] = Field(
+        [
+            "gmail.com",
+            "googlemail.com",
+            "outlook.com",
+            "hotmail.com",
+            "live.com",
+            "yahoo.com",
+            "aol.com",
+            "icloud.com",
+            "me.com",
+            "proton.me",
+            "protonmail.com",
+            "gmx.com",
+            "gmx.net",
+            "mail.com",
+            "yandex.com",
+            "zoho.com",
+            "tutanota.com",
+        ],
+        description="Mail domains anyone can register: a request from one is flagged.",
+    )
+    legal_notice_after_order: bool = Field(
+        False,
+        description="The platform's policy once no order forbids it and no CSAM report exists:"
+        " whether a user may be told of legal process or action on their account.",
+    )
+    legal_download_hours: float = Field(
+        72.0, gt=0, description="How long a production's single-use download link works."
+    )
+    legal_production_retention_days: int = Field(
+        365, gt=0, description="How long the vault keeps a production package (its record)."
+    )
+    legal_custodian_name: str | None = Field(
+        None, description="Custodian of records named in 902(11)/902(14) certifications."
+    )
+    legal_custodian_title: str = Field(
+        "Custodian of Records", description="The custodian's title in certifications."
+    )
+    legal_organisation: str | None = Field(
+        None, description="The platform's legal name in certifications (default: report_platform)."
+    )
+    portal_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="The portal's public address, used in the links mailed to officers.",
+    )
+    portal_confirm_hours: float = Field(
+        24.0, gt=0, description="How long an officer's one-time confirmation link works."
+    )
+    smtp_host: str | None = Field(
+        None, description="SMTP server for the mail outbox; unset: mail waits in the outbox."
+    )
+    smtp_port: int = Field(587, gt=0, description="SMTP port (STARTTLS).")
+    smtp_username: str | None = Field(None, description="SMTP username.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_from: str = Field("legal@vigil.invalid", description="Sender of Vigil's mail.")
 
     @field_validator("home")
     @classmethod

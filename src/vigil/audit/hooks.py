@@ -45,11 +45,18 @@ from vigil.audit.actor import current_actor
 from vigil.audit.chain import Entry, _is_secret_key, _object_id, _scrub, _short, append_entries
 from vigil.store import (
     ActionRule,
+    AgencyDomain,
     ApiToken,
     AppUser,
     Bank,
     BankImport,
+    LegalCheck,
     LegalHold,
+    LegalRequest,
+    LegalTarget,
+    Officer,
+    PortalSession,
+    Production,
     PreservationRequest,
     Report,
     ReviewDecision,
@@ -79,16 +86,24 @@ AUDITED_MODELS: tuple[type[Any], ...] = (
     BankImport,
     WebSession,
     ActionRule,
+    LegalRequest,
+    LegalTarget,
+    LegalCheck,
+    Production,
+    Officer,
+    AgencyDomain,
+    PortalSession,
 )
 """The models whose every change is an audit event."""
 AUDITED_TABLES: frozenset[str] = frozenset(model.__tablename__ for model in AUDITED_MODELS)
 
 SECRET_COLUMNS: frozenset[str] = frozenset(
-    {"password_hash", "secret_hash", "csrf_token", "wrapped_key"}
+    {"password_hash", "secret_hash", "csrf_token", "wrapped_key", "confirm_hash", "download_hash"}
 )
 """Never in an event, whatever the table (`chain._scrub` drops them too)."""
 QUIET_COLUMNS: dict[str, frozenset[str]] = {
     "web_session": frozenset({"last_seen"}),
+    "legal_portal_session": frozenset({"last_seen"}),
     "api_token": frozenset({"last_used"}),
     "report": frozenset({"lease_until"}),
 }

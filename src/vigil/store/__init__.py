@@ -6,7 +6,8 @@ registers every table on `Base.metadata` (`models`: content and signals; `bank_m
 banks; `match_models`: scan matches;
 `service_models`: API tokens, users, upload events, actions and jobs; `review_models`:
 review tasks, reveals, decisions, wellbeing and console sessions; `report_models`: reports,
-their files and preservation requests; `vault_models`: the evidence vault and the audit log).
+their files and preservation requests; `vault_models`: the evidence vault and the audit log;
+`legal_models`: the legal-process desk, its portal and the mail outbox).
 """
 
 from vigil.store.bank_models import Bank, BankEntry, BankImport
@@ -22,6 +23,16 @@ from vigil.store.db import (
     normalise_url,
     open_database,
     session_factory,
+)
+from vigil.store.legal_models import (
+    AgencyDomain,
+    LegalCheck,
+    LegalRequest,
+    LegalTarget,
+    MailMessage,
+    Officer,
+    PortalSession,
+    Production,
 )
 from vigil.store.match_models import Match
 from vigil.store.models import Base, Content, ContentSignal, value_digest
@@ -64,6 +75,7 @@ from vigil.store.vault_models import (
 __all__ = [
     "ActionDelivery",
     "ActionRule",
+    "AgencyDomain",
     "ApiToken",
     "AppUser",
     "AuditEvent",
@@ -76,9 +88,16 @@ __all__ = [
     "ContentSignal",
     "Database",
     "Job",
+    "LegalCheck",
     "LegalHold",
+    "LegalRequest",
+    "LegalTarget",
+    "MailMessage",
     "Match",
+    "Officer",
+    "PortalSession",
     "PreservationRequest",
+    "Production",
     "Report",
     "ReportFile",
     "ReviewDecision",

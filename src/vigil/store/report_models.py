@@ -147,3 +147,5 @@ class PreservationRequest(Base):
     preserve_until: Mapped[datetime] = mapped_column()
     honoured_at: Mapped[datetime | None] = mapped_column()
     """When the vault took it in (None until then)."""
+    reference: Mapped[str | None] = mapped_column(String(200))
+    """The legal request it answers (`LR-000012`), when it came from the legal desk."""

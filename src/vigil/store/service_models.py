@@ -30,9 +30,10 @@ from vigil.store.bank_models import _in
 from vigil.store.models import Base, BigIntPK
 from vigil.store.types import utcnow
 
-TOKEN_SCOPES = ("hash", "match", "curate", "admin")
-"""`hash`: hash only. `match`: hash, match, look up. `curate`: banks and entries. `admin`:
-everything, including actions and jobs of others."""
+TOKEN_SCOPES = ("hash", "match", "curate", "legal", "admin")
+"""`hash`: hash only. `match`: hash, match, look up. `curate`: banks and entries. `legal`: the
+legal desk's requests (a legal team's own tools). `admin`: everything, including actions and
+jobs of others."""
 USER_ROLES = ("admin", "curator", "lead", "reviewer", "legal", "investigator", "auditor")
 """`lead`: a senior reviewer, who gives second opinions and works escalations."""
 DELIVERY_STATUSES = ("pending", "delivered", "dead")

@@ -35,9 +35,10 @@ from vigil.store.bank_models import _in
 from vigil.store.models import Base, BigIntPK
 from vigil.store.types import utcnow
 
-VAULT_ITEM_KINDS = ("content", "upload", "account", "document")
+VAULT_ITEM_KINDS = ("content", "upload", "account", "document", "production")
 """`content`: a file's bytes; `upload`: what the platform sent with an upload; `account`:
-the reported account's data from the connector; `document`: a legal document (PDF)."""
+the reported account's data from the connector; `document`: a legal document (PDF);
+`production`: an encrypted production package made for legal process."""
 CLOCK_REASONS = ("report", "preservation_request", "legal_hold", "voluntary")
 EXPORT_STATUSES = ("pending", "approved", "refused", "done")
 

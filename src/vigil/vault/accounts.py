@@ -6,15 +6,17 @@ time). A platform supplies the rest (display name, profile URL, login and regist
 addresses, device ids, whether it disabled the account) through a `UserDataConnector`:
 a small interface a deployment implements over its own user service. `UploadsConnector` is
 the default: what Vigil recorded itself. `JsonDirectoryConnector` reads one JSON file per
-account, for platforms that export account data in batches (and for tests and the demo).
+account, for platforms that export account data in batches (and for tests).
+`SyntheticConnector` makes up clearly fake subscriber records, for the demo.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -50,6 +52,14 @@ class AccountData:
     device_ids: tuple[str, ...] = ()
     temporarily_disabled: bool | None = None
     permanently_disabled: bool | None = None
+    email: str | None = None
+    phone: str | None = None
+    postal_address: str | None = None
+    registered_at: datetime | None = None
+    service_types: tuple[str, ...] = ()
+    payment: str | None = None
+    """Means and source of payment, as the platform describes it (card type and last
+    digits, bank account): legal process only, never in a report."""
 
     def merged(self, other: AccountData) -> AccountData:
         """This data completed by `other`'s (its fields fill what this one lacks)."""
@@ -66,6 +76,12 @@ class AccountData:
             permanently_disabled=self.permanently_disabled
             if self.permanently_disabled is not None
             else other.permanently_disabled,
+            email=self.email or other.email,
+            phone=self.phone or other.phone,
+            postal_address=self.postal_address or other.postal_address,
+            registered_at=self.registered_at or other.registered_at,
+            service_types=tuple(dict.fromkeys((*self.service_types, *other.service_types))),
+            payment=self.payment or other.payment,
         )
 
 
@@ -105,8 +121,9 @@ class JsonDirectoryConnector:
     """`<folder>/<account id>.json` per account, e.g. `{"display_name": "...",
     "profile_url": "...", "ip_events": [{"ip_address": "...", "event_name": "Login",
     "at": "2026-11-20T09:00:00+00:00"}], "device_ids": ["..."],
-    "temporarily_disabled": true}`. Files over 1 MiB, unsafe names and malformed JSON are
-    refused with ValueError."""
+    "temporarily_disabled": true, "email": "...", "phone": "...", "postal_address": "...",
+    "registered_at": "...", "service_types": ["..."], "payment": "..."}`. Files over 1 MiB,
+    unsafe names and malformed JSON are refused with ValueError."""
 
     folder: Path
     _cache: dict[str, AccountData | None] = field(default_factory=dict, compare=False)
@@ -139,9 +156,47 @@ class JsonDirectoryConnector:
                 device_ids=tuple(str(d) for d in data.get("device_ids", [])),
                 temporarily_disabled=data.get("temporarily_disabled"),
                 permanently_disabled=data.get("permanently_disabled"),
+                email=data.get("email"),
+                phone=data.get("phone"),
+                postal_address=data.get("postal_address"),
+                registered_at=datetime.fromisoformat(data["registered_at"])
+                if data.get("registered_at")
+                else None,
+                service_types=tuple(str(t) for t in data.get("service_types", [])),
+                payment=data.get("payment"),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"{path}: not valid account data ({error})") from error
+
+
+@dataclass(frozen=True)
+class SyntheticConnector:
+    """Made-up subscriber records for any account, derived from its id: for the demo and
+    tests, where no platform stands behind Vigil. Clearly fake (`Demo Subscriber`, example.com
+    addresses, documentation IP ranges 192.0.2.0/24 and 198.51.100.0/24)."""
+
+    def account(self, session: Session, account_id: str) -> AccountData | None:
+        number = int(hashlib.sha256(account_id.encode("utf-8")).hexdigest()[:8], 16)
+        registered = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=number % 600)
+        return AccountData(
+            account_id=account_id,
+            display_name=f"Demo Subscriber {number % 10_000:04d}",
+            email=f"subscriber{number % 10_000:04d}@example.com",
+            phone=f"+1-555-01{number % 100:02d}",
+            postal_address=f"{number % 900 + 100} Example Street, Springfield",
+            registered_at=registered,
+            service_types=("free account", "photo sharing"),
+            payment="none (free service)",
+            ip_events=(
+                IpEvent(f"192.0.2.{number % 250 + 1}", "Registration", registered),
+                IpEvent(
+                    f"198.51.100.{number % 250 + 1}",
+                    "Login",
+                    registered + timedelta(days=30, hours=number % 24),
+                ),
+            ),
+            device_ids=(f"demo-device-{number % 100_000:05d}",),
+        )
 
 
 def account_data(
@@ -157,8 +212,11 @@ def account_data(
 
 
 def connectors_from_settings(settings: Settings) -> tuple[UserDataConnector, ...]:
-    """Vigil's own upload records, then (when configured) the platform's account files."""
+    """The platform's account files (when configured), the synthetic records (the demo),
+    then Vigil's own upload records."""
     found: tuple[UserDataConnector, ...] = (UploadsConnector(),)
+    if settings.account_data_synthetic:
+        found = (SyntheticConnector(), *found)
     if settings.report_account_data_dir is not None:
         found = (JsonDirectoryConnector(Path(settings.report_account_data_dir)), *found)
     return found

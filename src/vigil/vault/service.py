@@ -331,7 +331,7 @@ def _honour(
     related_limit: int,
 ) -> HonourResult:
     result = HonourResult(request_id=request.id)
-    reference = (
+    reference = request.reference or (
         f"report {request.report_id}"
         if request.report_id is not None
         else f"preservation request {request.id}"
