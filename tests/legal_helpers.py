@@ -94,15 +94,23 @@ class LegalWorld:
         session.commit()
         return request.id
 
-    def verify(self, session: Session, request_id: int, *, categories: tuple[str, ...] = ()) -> None:
+    def verify(
+        self, session: Session, request_id: int, *, categories: tuple[str, ...] = ()
+    ) -> None:
         """Tick the whole checklist (Alice; Bob gives an emergency's second verification)."""
         from vigil.legal import get_request, missing
 
         request = get_request(session, request_id)
         for item in missing(request):
             if item.key == "second_verification":
-                tick(session, request_id, item.key, self.bob, {"categories": list(categories)},
-                     now=NOW)  # fmt: skip
+                tick(
+                    session,
+                    request_id,
+                    item.key,
+                    self.bob,
+                    {"categories": list(categories)},
+                    now=NOW,
+                )
                 continue
             details = IDENTITY if item.key == "identity" else {"basis": "x", "advice": "proceed"}
             tick(session, request_id, item.key, self.alice, details, now=NOW)

@@ -9,6 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from legal_helpers import (
@@ -37,7 +39,8 @@ from vigil.legal import (
     tick,
 )
 from vigil.legal.deadlines import add_working_days, due_at
-from vigil.legal.intake import lookalike_of
+from vigil.legal.desk import parse_reference
+from vigil.legal.intake import lookalike_of, parse_targets
 from vigil.legal.package import open_package
 from vigil.legal.portal import PortalAuthError, confirm, decide_domain, register, sign_in
 from vigil.legal.production import SUBSCRIBER_FIELDS, acknowledge_order, carry_out_destroy
@@ -52,6 +55,7 @@ from vigil.store import (
     VaultClock,
     VaultItem,
 )
+from vigil.store.legal_models import TARGET_KINDS
 from vigil.vault.accounts import connectors_from_settings
 
 
@@ -67,7 +71,8 @@ def _codes(request: LegalRequest) -> set[str]:
 def test_a_portal_subpoena_is_linked_timed_and_its_document_sealed(world: LegalWorld) -> None:
     with world.db.sessionmaker() as session:
         request_id = world.file(
-            session, targets=(NewTarget("screen_name", "suspect_screen"), NewTarget("hash", "0" * 64))
+            session,
+            targets=(NewTarget("screen_name", "suspect_screen"), NewTarget("hash", "0" * 64)),
         )
         request = get_request(session, request_id)
         assert request.requester_email == f"officer@{AGENCY_DOMAIN}"
@@ -142,8 +147,14 @@ def test_nothing_is_produced_before_the_checklist_is_complete(world: LegalWorld)
     with world.db.sessionmaker() as session:
         request_id = world.file(session)
         with pytest.raises(LegalError, match="number source is required"):
-            tick(session, request_id, "identity", world.bob, {**IDENTITY, "number_source": ""},
-                 now=NOW)  # fmt: skip
+            tick(
+                session,
+                request_id,
+                "identity",
+                world.bob,
+                {**IDENTITY, "number_source": ""},
+                now=NOW,
+            )
         tick(session, request_id, "identity", world.alice, IDENTITY, now=NOW)
         with pytest.raises(NotVerified, match="Document signed"):
             build_production(
@@ -254,15 +265,31 @@ def test_an_expired_download_is_refused(world: LegalWorld) -> None:
 def test_an_emergency_needs_a_second_legal_user(world: LegalWorld) -> None:
     with world.db.sessionmaker() as session:
         request_id = world.file(session, "emergency")
-        for item, details in (("identity", IDENTITY), ("danger", {"basis": "threat"}), ("dates", {})):
+        for item, details in (
+            ("identity", IDENTITY),
+            ("danger", {"basis": "threat"}),
+            ("dates", {}),
+        ):
             tick(session, request_id, item, world.alice, details, now=NOW)
         with pytest.raises(NotVerified):
             _produce(world, session, request_id, ["subscriber"])
         with pytest.raises(LegalError, match="another legal user"):
-            tick(session, request_id, "second_verification", world.alice,
-                 {"categories": ["subscriber"]}, now=NOW)  # fmt: skip
-        tick(session, request_id, "second_verification", world.bob,
-             {"categories": ["subscriber"]}, now=NOW)  # fmt: skip
+            tick(
+                session,
+                request_id,
+                "second_verification",
+                world.alice,
+                {"categories": ["subscriber"]},
+                now=NOW,
+            )
+        tick(
+            session,
+            request_id,
+            "second_verification",
+            world.bob,
+            {"categories": ["subscriber"]},
+            now=NOW,
+        )
         with pytest.raises(OutOfScope, match="the verified emergency needs only subscriber"):
             _produce(world, session, request_id, ["records"])
         built = _produce(world, session, request_id, ["subscriber"])
@@ -288,7 +315,8 @@ def test_preservation_keeps_what_is_held_and_asks_the_vault_for_the_rest(
         ).all()
         assert {c.item_id for c in clocks} >= set(world.content_item_ids)
         assert all(c.expires_at == NOW + timedelta(days=90) for c in clocks)
-        assert len(dashboard(session, world.settings, NOW + timedelta(days=80)).expiring_preservations) == len(clocks)  # fmt: skip
+        board = dashboard(session, world.settings, NOW + timedelta(days=80))
+        assert len(board.expiring_preservations) == len(clocks)
         assert session.scalar(select(func.count()).select_from(PreservationRequest)) == 1
 
 
@@ -304,9 +332,12 @@ def test_orders_are_recorded_and_refusals_close(world: LegalWorld) -> None:
     with world.db.sessionmaker() as session:
         parent = world.file(session)
         order = world.file(
-            session, "nondisclosure", targets=(), parent_id=parent,
+            session,
+            "nondisclosure",
+            targets=(),
+            parent_id=parent,
             nondisclosure_until=NOW + timedelta(days=180),
-        )  # fmt: skip
+        )
         request = get_request(session, order)
         assert [t.account_id for t in request.targets] == [ACCOUNT]
         with pytest.raises(NotVerified):
@@ -350,12 +381,24 @@ def test_answer_times_per_kind(world: LegalWorld) -> None:
 def test_officer_registration_confirmation_and_vetting(world: LegalWorld) -> None:
     with world.db.sessionmaker() as session:
         with pytest.raises(LegalError, match="free-mail"):
-            register(session, email="cop@gmail.com", name="X", agency=AGENCY, password=PASSWORD,
-                     settings=world.settings, now=NOW)  # fmt: skip
+            register(
+                session,
+                email="cop@gmail.com",
+                name="X",
+                agency=AGENCY,
+                password=PASSWORD,
+                settings=world.settings,
+                now=NOW,
+            )
         officer = register(
-            session, email="deputy@sheriff.example.org", name="Deputy Example",
-            agency="Example Sheriff", password=PASSWORD, settings=world.settings, now=NOW,
-        )  # fmt: skip
+            session,
+            email="deputy@sheriff.example.org",
+            name="Deputy Example",
+            agency="Example Sheriff",
+            password=PASSWORD,
+            settings=world.settings,
+            now=NOW,
+        )
         secret = confirm_secret(session, officer.email)
         with pytest.raises(PortalAuthError):
             sign_in(session, officer.email, PASSWORD, lifetime=timedelta(hours=1), now=NOW)
@@ -365,3 +408,38 @@ def test_officer_registration_confirmation_and_vetting(world: LegalWorld) -> Non
         decide_domain(session, "sheriff.example.org", allow=True, user=world.alice, now=NOW)
         assert officer.status == "active"
         assert sign_in(session, officer.email, PASSWORD, lifetime=timedelta(hours=1), now=NOW)
+
+
+@given(st.integers(min_value=1, max_value=10**12))
+def test_request_numbers_round_trip(number: int) -> None:
+    assert parse_reference(f"LR-{number:06d}") == number
+    assert parse_reference(f"lr-{number}") == number
+
+
+@given(st.text(max_size=40))
+def test_request_numbers_refuse_anything_else(text: str) -> None:
+    try:
+        parsed = parse_reference(text)
+    except ValueError:
+        return
+    assert parsed >= 0 and text.strip().upper().removeprefix("LR-").isdigit()
+
+
+@given(st.lists(st.text(max_size=60), max_size=8))
+def test_target_lines_parse_or_are_refused_with_their_number(lines: list[str]) -> None:
+    try:
+        targets = parse_targets(lines)
+    except LegalError as error:
+        assert str(error).startswith("target ")
+        return
+    assert len(targets) == sum(1 for line in lines if line.strip())
+    assert all(t.kind in TARGET_KINDS for t in targets)
+
+
+def test_target_lines() -> None:
+    assert parse_targets(["account:acct-1", "", " hash : ABC "]) == [
+        NewTarget("account", "acct-1"),
+        NewTarget("hash", "ABC"),
+    ]
+    with pytest.raises(LegalError, match="target 2"):
+        parse_targets(["account:a", "phone:555"])

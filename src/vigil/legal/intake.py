@@ -106,6 +106,25 @@ def check_email(email: str | None, *, required: bool = False) -> str | None:
     return f"{local}@{domain.lower()}"
 
 
+def parse_targets(lines: Iterable[str]) -> list[NewTarget]:
+    """Targets written `kind:value`, one per line or argument (`account:acct-1`,
+    `hash:<hex>`, `report:12`); blank lines are skipped, a line without a known kind is
+    refused with its number."""
+    targets = []
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text:
+            continue
+        kind, sep, value = text.partition(":")
+        if not sep or kind.strip() not in TARGET_KINDS:
+            raise LegalError(
+                f"target {number} ({text[:40]!r}): write kind:value, kind one of"
+                f" {', '.join(TARGET_KINDS)}"
+            )
+        targets.append(NewTarget(kind.strip(), value.strip()))
+    return targets
+
+
 def _check_targets(targets: Iterable[NewTarget]) -> list[NewTarget]:
     checked: list[NewTarget] = []
     for target in targets:
