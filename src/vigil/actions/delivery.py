@@ -6,7 +6,9 @@ next_attempt = :seen`, so two workers, on SQLite or PostgreSQL, never send one r
 commits, POSTs them outside any transaction, and records each result in a transaction of its
 own. Semantics are at least once: a crash after a POST and before its result is recorded sends
 the row again when its lease runs out, with the same `Idempotency-Key`, on which receivers
-deduplicate (docs/actions.md).
+deduplicate (docs/actions.md). Each claim sets the payload's `may_notify_user` from the legal
+desk's notice guard at that moment (`with_notice`), so a retry or a revived dead letter never
+carries a permission an order has since withdrawn; the signature covers the body as sent.
 
 Secrets (the signing key) and payloads are never logged nor stored with errors.
 """
@@ -165,11 +167,48 @@ def take_rows(session: Session, seen: Sequence[tuple[int, datetime]], until: dat
     return taken
 
 
+def uploader_account(payload: dict[str, Any]) -> str | None:
+    """The account a payload is about (its uploader's `account_id`), if it names one."""
+    uploader = payload.get("uploader")
+    account_id = uploader.get("account_id") if isinstance(uploader, dict) else None
+    return account_id if isinstance(account_id, str) and account_id else None
+
+
+def with_notice(
+    session: Session,
+    payloads: Sequence[dict[str, Any]],
+    *,
+    notice_policy: bool,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Copies of `payloads` whose `may_notify_user` is the legal desk's notice guard's answer
+    at `now` (`vigil.legal.notice`): false under an active non-disclosure order naming the
+    uploader, while a report about the uploader exists, when no uploader is named, or when
+    the guard cannot decide; else `notice_policy`. Decided at every attempt, since an order
+    may arrive after the delivery was queued."""
+    from vigil.legal.notice import may_notify_users  # only this module; nothing else of legal
+
+    accounts = [uploader_account(payload) for payload in payloads]
+    decisions = may_notify_users(session, accounts, notice_policy=notice_policy, now=now)
+    return [
+        {**payload, "may_notify_user": decisions[account].allowed}
+        for payload, account in zip(payloads, accounts, strict=True)
+    ]
+
+
 def claim_due(
-    database: Database, *, lease: timedelta, limit: int = 50, now: datetime | None = None
+    database: Database,
+    *,
+    lease: timedelta,
+    limit: int = 50,
+    now: datetime | None = None,
+    notice_policy: bool = False,
 ) -> list[Claim]:
     """Claim up to `limit` due deliveries for `lease`, in one short committed transaction
-    (BEGIN IMMEDIATE on SQLite, so claimers queue instead of failing on a stale snapshot)."""
+    (BEGIN IMMEDIATE on SQLite, so claimers queue instead of failing on a stale snapshot).
+    Each claim's payload carries `may_notify_user` as the notice guard decides it now, in
+    the claiming transaction (`with_notice`; `notice_policy`: the platform's policy,
+    `Settings.legal_notice_after_order`)."""
     now = now or utcnow()
     until = now + lease
     with database.session(immediate=True) as session:
@@ -181,6 +220,12 @@ def claim_due(
             .join(ActionRule, ActionRule.id == ActionDelivery.rule_id)
             .where(ActionDelivery.id.in_(taken))
             .order_by(ActionDelivery.next_attempt, ActionDelivery.id)
+        ).all()
+        payloads = with_notice(
+            session,
+            [dict(delivery.payload) for delivery, _ in rows],
+            notice_policy=notice_policy,
+            now=now,
         )
         return [
             Claim(
@@ -192,10 +237,10 @@ def claim_due(
                 max_attempts=rule.max_attempts,
                 attempts=delivery.attempts,
                 idempotency_key=delivery.idempotency_key,
-                payload=dict(delivery.payload),
+                payload=payload,
                 lease_until=until,
             )
-            for delivery, rule in rows
+            for (delivery, rule), payload in zip(rows, payloads, strict=True)
         ]
 
 
@@ -399,7 +444,13 @@ def deliver_due(
     batch = max(1, concurrency)
     lease = lease_for(settings)
     while done.claimed < limit:
-        claims = claim_due(database, lease=lease, limit=min(batch, limit - done.claimed), now=now)
+        claims = claim_due(
+            database,
+            lease=lease,
+            limit=min(batch, limit - done.claimed),
+            now=now,
+            notice_policy=settings.legal_notice_after_order,
+        )
         if not claims:
             break
         done.claimed += len(claims)

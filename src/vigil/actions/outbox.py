@@ -96,7 +96,8 @@ def build_payload(
         },
         "uploader": uploader,
         "matches": [m.as_json() for m in matches],
-        # Always false until the legal-process guard decides when a user may be told.
+        # False as queued (fail closed): every attempt replaces it with the legal desk's
+        # notice guard's answer at send time (`vigil.actions.delivery.with_notice`).
         "may_notify_user": False,
     }
 

@@ -18,11 +18,12 @@ from vigil.actions import ActionWorker
 from vigil.api import errors
 from vigil.api.observability import ServiceMiddleware, configure_logging
 from vigil.api.routers import actions as actions_router
-from vigil.api.routers import banks, flags, hashing, health, hma, jobs, lookup
+from vigil.api.routers import banks, flags, hashing, health, hma, jobs, lookup, notice
 from vigil.api.state import IndexKeeper, ServiceState
 from vigil.audit import CheckpointWorker
 from vigil.auth import TokenCache
 from vigil.config import Settings, get_settings
+from vigil.legal.reminders import LegalWorker
 from vigil.pipeline.matching import BankMatcher
 from vigil.reporting.builder import make_submitter
 from vigil.reporting.service import ReportWorker
@@ -56,7 +57,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        workers: list[ActionWorker | ReportWorker | CheckpointWorker | VaultWorker] = []
+        workers: list[
+            ActionWorker | ReportWorker | CheckpointWorker | VaultWorker | LegalWorker
+        ] = []
         if background:
             state.index.start()
             workers.append(ActionWorker(database, settings))
@@ -65,6 +68,7 @@ def create_app(
             )
             workers.append(CheckpointWorker(database, settings))  # audit_checkpoint_hours
             workers.append(VaultWorker(database, settings))
+            workers.append(LegalWorker(database, settings))  # reminders, mail
             for worker in workers:
                 worker.start()
         try:
@@ -84,7 +88,7 @@ def create_app(
     )
     app.state.vigil = state
     errors.install(app)
-    for module in (health, hashing, flags, lookup, banks, jobs, actions_router, hma):
+    for module in (health, hashing, flags, lookup, banks, jobs, actions_router, notice, hma):
         app.include_router(module.router)
     import_limit = settings.bank_import_max_bytes + _MULTIPART_SLACK
     upload_limit = settings.max_file_bytes + _MULTIPART_SLACK
