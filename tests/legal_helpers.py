@@ -17,7 +17,7 @@ from vigil.config import Settings
 from vigil.legal import DeskUser, NewRequest, NewTarget, file_request, tick
 from vigil.legal.portal import confirm, decide_domain, register
 from vigil.store import Database, MailMessage, Officer, UploadEvent, record_hashes
-from vigil.vault import Clock, FileBlobStore, LocalKeyProvider, Vault, preserve
+from vigil.vault import Clock, Vault, open_vault, preserve
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday
 PASSWORD = "correct horse battery staple"
@@ -119,9 +119,7 @@ class LegalWorld:
 
 def make_world(db: Database, tmp_path: Path) -> LegalWorld:
     settings = settings_for(tmp_path / "home", str(db.engine.url))
-    vault = Vault(
-        keys=LocalKeyProvider(bytes(range(32))), stores={"file": FileBlobStore(tmp_path / "vault")}
-    )
+    vault = open_vault(settings)  # the app's vault too (`create_app` over these settings)
     with db.sessionmaker() as session:
         users = {
             name: create_user(session, name, PASSWORD, roles=roles, email=f"{name}@platform.test")

@@ -17,6 +17,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from vigil.auth import AuthenticationError
+from vigil.web import legal as legal_pages
+from vigil.web import portal as portal_pages
 from vigil.web import reports as report_pages
 from vigil.web import review as review_pages
 from vigil.web import sessions
@@ -247,6 +249,8 @@ def install_console(app: FastAPI) -> None:
     app.include_router(review_pages.router)
     app.include_router(report_pages.router)
     app.include_router(vault_pages.router)
+    app.include_router(legal_pages.router)
+    portal_pages.install(app)  # the law-enforcement portal, `/portal`
     app.add_exception_handler(ConsoleError, _console_error)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_middleware(ConsoleHeadersMiddleware)

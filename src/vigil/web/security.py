@@ -7,7 +7,8 @@
   `X-CSRF-Token`, else 403), and answers 403 to a user without one of `roles` (`admin` has
   every role).
 - `ConsoleError`: raise it from a page for an HTML error page (`forbidden.html`).
-- `ConsoleHeadersMiddleware`: security headers on every `/console` response, and a 403 for
+- `ConsoleHeadersMiddleware`: security headers on every `/console` and `/portal` response
+  (the portal's pages are `vigil.web.portal`), and a 403 for
   state-changing requests a browser marks as coming from another site (`Sec-Fetch-Site`).
 """
 
@@ -34,6 +35,8 @@ if TYPE_CHECKING:  # vigil.api imports this package: no import of vigil.api at r
     from vigil.api.state import ServiceState
 
 CONSOLE_PATH = "/console"
+PORTAL_PATH = "/portal"
+"""The law-enforcement portal (`vigil.web.portal`): its pages get the same headers."""
 LOGIN_PATH = "/console/login"
 HOME_PATH = "/console/queue"
 """Where a user lands after signing in when no other page was asked for."""
@@ -90,6 +93,12 @@ class LoginRequired(Exception):
 
 def is_console_path(path: str) -> bool:
     return path == CONSOLE_PATH or path.startswith(CONSOLE_PATH + "/")
+
+
+def is_page_path(path: str) -> bool:
+    """A page of the console or of the portal: both get `SECURITY_HEADERS` and refuse
+    cross-site state changes."""
+    return is_console_path(path) or path == PORTAL_PATH or path.startswith(PORTAL_PATH + "/")
 
 
 def safe_next(value: str | None, default: str = HOME_PATH) -> str:
@@ -253,16 +262,17 @@ AdminUser = Annotated[SignedIn, Depends(signed_in("admin"))]
 
 
 class ConsoleHeadersMiddleware:
-    """For every request under `/console`: the `SECURITY_HEADERS` on the response, whatever
-    produced it; and 403 for a POST/PUT/PATCH/DELETE that the browser says came from
-    another site (`Sec-Fetch-Site: cross-site` or `same-site`), before any page runs. This is
-    on top of SameSite=Strict cookies and CSRF tokens, not instead of them."""
+    """For every request under `/console` and `/portal`: the `SECURITY_HEADERS` on the
+    response, whatever produced it; and 403 for a POST/PUT/PATCH/DELETE that the browser
+    says came from another site (`Sec-Fetch-Site: cross-site` or `same-site`), before any
+    page runs. This is on top of SameSite=Strict cookies and CSRF tokens, not instead of
+    them."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_console_path(scope["path"]):
+        if scope["type"] != "http" or not is_page_path(scope["path"]):
             await self.app(scope, receive, send)
             return
 
