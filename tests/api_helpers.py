@@ -18,7 +18,7 @@ from vigil.auth import create_token
 from vigil.config import Settings
 from vigil.store import Database
 
-SCOPES = ("hash", "match", "curate", "admin")
+SCOPES = ("hash", "match", "curate", "legal", "admin")
 
 
 @dataclass

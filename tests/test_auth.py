@@ -222,7 +222,8 @@ def test_refused_tokens_all_say_the_same(session: Session) -> None:
         ({"curate"}, {"curate"}),
         ({"hash", "curate"}, {"hash", "curate"}),
         ({"match", "curate"}, {"hash", "match", "curate"}),
-        ({"admin"}, {"hash", "match", "curate", "admin"}),
+        ({"legal"}, {"legal"}),
+        ({"admin"}, {"hash", "match", "curate", "legal", "admin"}),
     ],
 )
 def test_scope_implications(scopes: set[str], allowed: set[str]) -> None:

@@ -10,18 +10,27 @@ import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+from argon2 import PasswordHasher
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 from pydantic import SecretStr
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from vigil.auth.users import UserNotFound, create_user, enable_user, get_user, set_password
+from vigil.auth.users import (
+    UserNotFound,
+    check_roles,
+    create_user,
+    enable_user,
+    get_user,
+    set_password,
+)
 from vigil.banks import NewEntry, add_entries, create_bank, delete_bank
 from vigil.config import Settings
 from vigil.media import MediaType
@@ -33,7 +42,7 @@ from vigil.reporting.builder import make_submitter
 from vigil.reporting.drafts import DraftRules
 from vigil.reporting.service import Approver, approve
 from vigil.review import Reviewer, claim_next, confirm
-from vigil.store import Bank, Report, open_database
+from vigil.store import AppUser, Bank, LegalRequest, Officer, Report, open_database, utcnow
 from vigil.vault.media import media_store
 
 
@@ -298,24 +307,42 @@ def run_demo(settings: Settings, *, workers: int = 1) -> DemoReport:
 DEMO_REVIEWER = "demo-reviewer"
 
 
+DEMO_REVIEWER_ROLES = ("admin", "lead", "reviewer", "legal")
+"""`legal` too: with `demo-legal`, two people work the legal desk (an emergency's second
+verification must come from another user than the first)."""
+
+
+def _demo_user(
+    session: Session,
+    username: str,
+    password: str,
+    roles: tuple[str, ...],
+    display_name: str,
+    email: str | None = None,
+) -> AppUser:
+    """A demo console user created, or reset (password, enabled, roles added)."""
+    try:
+        user = set_password(session, username, password)
+        enable_user(session, username)
+        if not set(roles) <= set(user.roles):
+            user.roles = check_roles([*user.roles, *roles])
+        user.email = user.email or email
+    except UserNotFound:
+        user = create_user(
+            session, username, password, roles, display_name=display_name, email=email
+        )
+    session.flush()
+    return user
+
+
 def demo_reviewer(settings: Settings) -> tuple[str, str]:
-    """A console account for the demo (reviewer, lead and admin) with a fresh random password,
-    created or reset: returns the username and the password, shown once."""
+    """A console account for the demo (reviewer, lead, admin and legal) with a fresh random
+    password, created or reset: returns the username and the password, shown once."""
     password = secrets.token_urlsafe(12)
     database = open_database(settings)
     try:
         with database.session() as session:
-            try:
-                set_password(session, DEMO_REVIEWER, password)
-                enable_user(session, DEMO_REVIEWER)
-            except UserNotFound:
-                create_user(
-                    session,
-                    DEMO_REVIEWER,
-                    password,
-                    ["admin", "lead", "reviewer"],
-                    display_name="Demo reviewer",
-                )
+            _demo_user(session, DEMO_REVIEWER, password, DEMO_REVIEWER_ROLES, "Demo reviewer")
     finally:
         database.dispose()
     return DEMO_REVIEWER, password
@@ -352,6 +379,8 @@ def demo_settings(settings: Settings, sandbox_url: str, password: str) -> Settin
             "cybertip_test_url": sandbox_url,
             "cybertip_test_username": DEMO_SANDBOX_USER,
             "cybertip_test_password": SecretStr(password),
+            # Clearly fake subscriber records for any account (the legal desk's productions).
+            "account_data_synthetic": True,
         }
     )
 
@@ -386,3 +415,161 @@ def submit_demo_report(settings: Settings, reviewer: str) -> DemoSubmission | No
             )
     finally:
         database.dispose()
+
+
+# --- The legal desk ----------------------------------------------------------------------
+
+DEMO_LEGAL = "demo-legal"
+DEMO_LEGAL_ROLES = ("legal", "lead")
+DEMO_AGENCY_DOMAIN = "police.example.gov"
+DEMO_AGENCY = "Example County Police (demo)"
+DEMO_OFFICER = f"officer@{DEMO_AGENCY_DOMAIN}"
+DEMO_ACCOUNT = "demo-account-0001"
+"""The demo's uploads carry no account ids, so the demo subpoena names a made-up account
+(the synthetic connector answers for any account with clearly fake records)."""
+DEMO_CASE = "DEMO-2026-0001"
+
+
+@dataclass(frozen=True)
+class LegalDemo:
+    """The legal desk's demo: who works it, the portal's officer, the subpoena waiting."""
+
+    legal_user: str
+    legal_password: str
+    second_user: str
+    officer_email: str
+    officer_password: str
+    request_number: str
+    filed: bool
+    """True when the subpoena was filed by this run (False: one from an earlier run)."""
+
+
+def demo_subpoena_pdf() -> bytes:
+    """A one-page PDF that says plainly it is a demo, not legal process."""
+    from fpdf import FPDF
+    from fpdf.enums import XPos, YPos
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=14)
+    pdf.multi_cell(0, 8, "DEMO ONLY - NOT LEGAL PROCESS", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font("Helvetica", size=11)
+    pdf.multi_cell(
+        0,
+        6,
+        f"Synthetic subpoena for the Vigil demo. Case {DEMO_CASE}, {DEMO_AGENCY}.\n"
+        f"Asks for basic subscriber information (18 U.S.C. 2703(c)(2)) of the made-up account"
+        f" {DEMO_ACCOUNT}. Nothing here names a real person, agency or account.",
+    )
+    return bytes(pdf.output())
+
+
+def _demo_officer(session: Session, password: str, now: datetime) -> Officer:
+    """The demo's portal officer, active and confirmed, with a fresh password (created or
+    reset: no confirmation mail is needed for made-up seed data)."""
+    hashed = PasswordHasher().hash(password)
+    officer = session.scalars(select(Officer).where(Officer.email == DEMO_OFFICER)).one_or_none()
+    if officer is None:
+        officer = Officer(
+            email=DEMO_OFFICER,
+            domain=DEMO_AGENCY_DOMAIN,
+            name="Officer Olivia Example (demo)",
+            agency=DEMO_AGENCY,
+            title="Detective (demo)",
+            phone="+1-555-0100",
+            password_hash=hashed,
+            status="active",
+            confirmed_at=now,
+            created=now,
+        )
+        session.add(officer)
+    else:
+        officer.password_hash = hashed
+        officer.status = "active"
+        officer.confirm_hash = None
+        officer.confirm_expires = None
+        officer.confirmed_at = officer.confirmed_at or now
+    session.flush()
+    return officer
+
+
+def seed_legal_demo(settings: Settings, *, now: datetime | None = None) -> LegalDemo:
+    """The legal desk's demo, created or refreshed (run it again: nothing breaks): a legal
+    user `demo-legal` (legal, lead) with a fresh password, `demo-reviewer` on the desk too
+    (see `demo_reviewer`), the agency domain `police.example.gov` on the allowlist, an
+    active officer with a fresh password, and one subpoena filed through the portal for a
+    made-up account (filed once; later runs keep it)."""
+    from vigil.legal.desk import DeskUser, reference
+    from vigil.legal.intake import NewRequest, NewTarget, file_request
+    from vigil.legal.portal import decide_domain
+    from vigil.vault.items import open_vault
+
+    now = now or utcnow()
+    legal_password = secrets.token_urlsafe(12)
+    officer_password = secrets.token_urlsafe(12)
+    database = open_database(settings)
+    try:
+        with database.session() as session:
+            legal = _demo_user(
+                session,
+                DEMO_LEGAL,
+                legal_password,
+                DEMO_LEGAL_ROLES,
+                "Demo legal lead",
+                email="demo-legal@demo-platform.invalid",
+            )
+            desk = DeskUser.of(legal)
+            decide_domain(
+                session,
+                DEMO_AGENCY_DOMAIN,
+                allow=True,
+                user=desk,
+                now=now,
+                agency=DEMO_AGENCY,
+                note="Demo only: a made-up agency on a reserved example domain.",
+            )
+            officer = _demo_officer(session, officer_password, now)
+            request = session.scalars(
+                select(LegalRequest)
+                .where(LegalRequest.officer_id == officer.id, LegalRequest.case_number == DEMO_CASE)
+                .order_by(LegalRequest.id)
+                .limit(1)
+            ).first()
+            filed = request is None
+            if request is None:
+                request = file_request(
+                    session,
+                    open_vault(settings),
+                    NewRequest(
+                        kind="subpoena",
+                        requester_name=officer.name,
+                        agency=DEMO_AGENCY,
+                        targets=[NewTarget("account", DEMO_ACCOUNT)],
+                        case_number=DEMO_CASE,
+                        document_reference="DEMO-SUBPOENA-1",
+                        jurisdiction="Example County Court (demo)",
+                        issued_on=now - timedelta(days=1),
+                        records_from=now - timedelta(days=90),
+                        records_to=now,
+                        description="Basic subscriber information of the account (demo only).",
+                    ),
+                    channel="portal",
+                    created_by=f"officer:{officer.email}",
+                    settings=settings,
+                    now=now,
+                    officer=officer,
+                    document=demo_subpoena_pdf(),
+                    document_name="demo-subpoena.pdf",
+                )
+            number = reference(request)
+    finally:
+        database.dispose()
+    return LegalDemo(
+        legal_user=DEMO_LEGAL,
+        legal_password=legal_password,
+        second_user=DEMO_REVIEWER,
+        officer_email=DEMO_OFFICER,
+        officer_password=officer_password,
+        request_number=number,
+        filed=filed,
+    )

@@ -19,6 +19,7 @@ from vigil.api import errors
 from vigil.api.observability import ServiceMiddleware, configure_logging
 from vigil.api.routers import actions as actions_router
 from vigil.api.routers import banks, flags, hashing, health, hma, jobs, lookup, notice
+from vigil.api.routers import legal as legal_router
 from vigil.api.state import IndexKeeper, ServiceState
 from vigil.audit import CheckpointWorker
 from vigil.auth import TokenCache
@@ -88,7 +89,18 @@ def create_app(
     )
     app.state.vigil = state
     errors.install(app)
-    for module in (health, hashing, flags, lookup, banks, jobs, actions_router, notice, hma):
+    for module in (
+        health,
+        hashing,
+        flags,
+        lookup,
+        banks,
+        jobs,
+        actions_router,
+        notice,
+        legal_router,
+        hma,
+    ):
         app.include_router(module.router)
     import_limit = settings.bank_import_max_bytes + _MULTIPART_SLACK
     upload_limit = settings.max_file_bytes + _MULTIPART_SLACK

@@ -12,6 +12,7 @@ from vigil.cli.common import cli_actor
 from vigil.cli.cybertip_sandbox import cybertip_sandbox
 from vigil.cli.demo import demo
 from vigil.cli.hash import hash_command
+from vigil.cli.legal import legal_app
 from vigil.cli.reports import reports_app
 from vigil.cli.scan import scan_command
 from vigil.cli.serve import serve
@@ -47,4 +48,5 @@ app.add_typer(actions_app, name="actions")
 app.add_typer(reports_app, name="reports")
 app.add_typer(audit_app, name="audit")
 app.add_typer(vault_app, name="vault")
+app.add_typer(legal_app, name="legal")
 app.command("cybertip-sandbox")(cybertip_sandbox)

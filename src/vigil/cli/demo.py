@@ -15,11 +15,14 @@ from vigil.cli.scan import render_matches
 from vigil.cli.serve import serve
 from vigil.config import get_settings
 from vigil.demo import (
+    DEMO_ACCOUNT,
+    DEMO_AGENCY_DOMAIN,
     DEMO_BANK,
     DEMO_SUPPRESS_BANK,
     demo_reviewer,
     demo_settings,
     run_demo,
+    seed_legal_demo,
     submit_demo_report,
 )
 from vigil.pipeline.hashing import default_workers
@@ -87,6 +90,16 @@ def demo(
                 f" stand-in at {sent.sandbox_url}: [bold]{sent.outcome}[/], clearinghouse id"
                 f" {sent.remote_report_id}."
             )
+        base_url = f"http://127.0.0.1:{port}"
+        if "VIGIL_PORTAL_BASE_URL" not in os.environ:
+            reporting = reporting.model_copy(update={"portal_base_url": base_url})
+        legal = seed_legal_demo(reporting)
+        console.print(
+            f"\nLegal desk: subpoena {legal.request_number} from an officer of"
+            f" {DEMO_AGENCY_DOMAIN} (portal) for the made-up account {DEMO_ACCOUNT}"
+            + (" filed" if legal.filed else " from an earlier run still there")
+            + "; productions hold clearly fake subscriber records."
+        )
         if not serve_console:
             raise typer.Exit(0)
         for name in (
@@ -95,6 +108,8 @@ def demo(
             "report_person_email",
             "report_platform",
             "report_company_template",
+            "account_data_synthetic",
+            "portal_base_url",
         ):
             os.environ.setdefault(f"VIGIL_{name.upper()}", str(getattr(reporting, name)))
         os.environ.setdefault("VIGIL_CYBERTIP_TEST_PASSWORD", sandbox_password)
@@ -104,6 +119,15 @@ def demo(
             f"  sign in as [bold]{username}[/] with password [bold]{password}[/]"
             " (new each run; media is blurred until you hold Space or the Reveal button)\n"
             "  Reports go to the local stand-in (vigil cybertip-sandbox), never anywhere else.\n"
-            "  Ctrl-C stops the server."
+            f"\n[bold]Legal desk:[/] {base_url}/console/legal\n"
+            f"  sign in as [bold]{legal.legal_user}[/] with password"
+            f" [bold]{legal.legal_password}[/] (legal, lead; new each run); {legal.second_user}"
+            " works the desk too, for an emergency's second verification\n"
+            f"  {legal.request_number} waits for its checklist; mail (confirmation and download"
+            " links) waits in the outbox: vigil legal mail --show-body\n"
+            f"\n[bold]Law-enforcement portal:[/] {base_url}/portal\n"
+            f"  sign in as [bold]{legal.officer_email}[/] with password"
+            f" [bold]{legal.officer_password}[/] (a made-up officer; new each run)\n"
+            "\n  Ctrl-C stops the server."
         )
         serve(host="127.0.0.1", port=port, workers=1)
