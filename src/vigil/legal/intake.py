@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -73,7 +73,6 @@ class NewRequest:
     parent_id: int | None = None
     nondisclosure_until: datetime | None = None
     nondisclosure_scope: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _text(label: str, value: str | None, limit: int, *, required: bool = False) -> str | None:
@@ -424,13 +423,11 @@ def file_request(
     if channel == "portal":
         if officer is None or officer.status != "active":
             raise LegalError("only an active, vetted officer may file through the portal")
-        new = NewRequest(
-            **{
-                **new.__dict__,
-                "requester_name": officer.name,
-                "requester_email": officer.email,
-                "requester_phone": new.requester_phone or officer.phone,
-            }
+        new = replace(
+            new,
+            requester_name=officer.name,
+            requester_email=officer.email,
+            requester_phone=new.requester_phone or officer.phone,
         )
     new = _check(new, channel)
     parent = None

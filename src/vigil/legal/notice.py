@@ -117,14 +117,6 @@ def _reports(session: Session, account_ids: Iterable[str]) -> dict[str, list[str
     return found
 
 
-def accounts_under_order(
-    session: Session, account_ids: Iterable[str], *, now: datetime
-) -> set[str]:
-    """Which of `account_ids` an active non-disclosure order names at `now`. Raises what the
-    database raises: a caller must then treat every account as under order."""
-    return set(_orders(session, account_ids, now))
-
-
 def _decide(
     account_id: str | None,
     orders: dict[str, list[str]],
