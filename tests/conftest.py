@@ -211,3 +211,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 # ======================================== end of database fixtures ======================
+
+
+@pytest.fixture
+def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 at its cheapest for console users and portal officers: tests that sign many
+    people in need not pay the production cost (verification follows each hash's own
+    parameters, so nothing else changes)."""
+    from argon2 import PasswordHasher
+
+    from vigil.auth import users
+    from vigil.legal import portal
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    monkeypatch.setattr(users, "_hasher", cheap)
+    monkeypatch.setattr(portal, "_hasher", cheap)

@@ -19,6 +19,8 @@ from vigil.store import LegalRequest, VaultItem, utcnow
 from vigil.vault import open_vault
 from vigil.vault.items import open_item
 
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
+
 ACCOUNT = "acct-api-1"
 ROUTES = [
     ("post", "/v1/legal/requests"),

@@ -37,6 +37,8 @@ from vigil.store import (
 )
 from vigil.vault import open_vault
 
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
+
 runner = CliRunner()
 ACCOUNT = "acct-cli-1"
 DOMAIN = "police.example.gov"

@@ -37,6 +37,7 @@ from legal_helpers import (
 from vigil.api.app import create_app
 from vigil.auth.users import create_user
 from vigil.legal import get_request
+from vigil.legal.intake import MAX_DOCUMENT_BYTES
 from vigil.legal.package import open_package
 from vigil.store import (
     AuditEvent,
@@ -50,6 +51,8 @@ from vigil.store import (
     VaultClock,
     utcnow,
 )
+
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
 NEW_OFFICER = "deputy@sheriff.example.org"
 
@@ -669,3 +672,11 @@ def test_desk_pages_have_no_inline_script_or_style(app: FastAPI, world: LegalWor
         assert "style=" not in page.text and "<script>" not in page.text
         assert not re.search(r"\son[a-z]+=", page.text), path
     assert AGENCY in desk.client.get(f"/console/legal/requests/{request_id}").text
+
+
+def test_legal_routes_refuse_bodies_far_beyond_a_document(app: FastAPI) -> None:
+    client = TestClient(app)
+    oversized = b"x" * (MAX_DOCUMENT_BYTES * 3 // 2 + 2 * 1024 * 1024)
+    for path in ("/portal/requests/new", "/console/legal/new", "/v1/legal/requests"):
+        answer = client.post(path, content=oversized, headers={"content-type": "text/plain"})
+        assert answer.status_code == 413, path

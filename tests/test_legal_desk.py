@@ -58,6 +58,8 @@ from vigil.store import (
 from vigil.store.legal_models import TARGET_KINDS
 from vigil.vault.accounts import connectors_from_settings
 
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
+
 
 @pytest.fixture
 def world(db: Database, tmp_path: Path) -> LegalWorld:

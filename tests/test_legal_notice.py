@@ -42,6 +42,8 @@ from vigil.store import ActionDelivery, Database, LegalRequest, LegalTarget, Rep
 from vigil.store.legal_models import REQUEST_STATUSES
 from vigil.store.report_models import REPORT_STATUSES
 
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
+
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -29,7 +28,6 @@ from review_helpers import (
     outcome,
     upload,
 )
-from vigil.auth import users as users_module
 from vigil.config import get_settings
 from vigil.pipeline.recording import record_matches
 from vigil.reporting import service
@@ -48,12 +46,7 @@ HOUR = timedelta(hours=1)
 RULES = DraftRules(bundle_window=timedelta(hours=24), viral_accounts=3, viral_window=7 * 24 * HOUR)
 
 
-@pytest.fixture(autouse=True)
-def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    """argon2id at its lowest cost: the tests create users and never sign in."""
-    monkeypatch.setattr(
-        users_module, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    )
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
 
 @pytest.fixture(autouse=True)

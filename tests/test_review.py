@@ -14,7 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -35,7 +34,6 @@ from review_helpers import (
     rand_hex,
     upload,
 )
-from vigil.auth import users as users_module
 from vigil.banks import BankNotFound, create_bank, find_entry, get_bank, get_entry, update_bank
 from vigil.config import MediaLimits, Settings
 from vigil.demo import synthetic_image
@@ -87,13 +85,7 @@ from vigil.store import (
 )
 from vigil.vault.media import media_store
 
-
-@pytest.fixture(autouse=True)
-def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    """argon2id at its lowest cost: the tests create many users and never sign in."""
-    monkeypatch.setattr(
-        users_module, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    )
+pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
 
 def ids(tasks: list[ReviewTask]) -> list[int]:

@@ -24,6 +24,7 @@ from vigil.api.state import IndexKeeper, ServiceState
 from vigil.audit import CheckpointWorker
 from vigil.auth import TokenCache
 from vigil.config import Settings, get_settings
+from vigil.legal.intake import MAX_DOCUMENT_BYTES
 from vigil.legal.reminders import LegalWorker
 from vigil.pipeline.matching import BankMatcher
 from vigil.reporting.builder import make_submitter
@@ -34,6 +35,8 @@ from vigil.vault.worker import VaultWorker
 from vigil.web import install_console
 
 _MULTIPART_SLACK = 1024 * 1024
+LEGAL_PATHS = ("/v1/legal/", "/console/legal/", "/portal/")
+"""Routes that take at most a legal document: their bodies are capped near its size."""
 
 
 def create_app(
@@ -104,10 +107,17 @@ def create_app(
         app.include_router(module.router)
     import_limit = settings.bank_import_max_bytes + _MULTIPART_SLACK
     upload_limit = settings.max_file_bytes + _MULTIPART_SLACK
-    app.add_middleware(
-        ServiceMiddleware,
-        body_limit=lambda path: import_limit if path.endswith("/imports") else upload_limit,
-    )
+    # A legal document's 25 MiB, base64-encoded in JSON (4/3) with room for the fields.
+    legal_limit = MAX_DOCUMENT_BYTES * 3 // 2 + _MULTIPART_SLACK
+
+    def body_limit(path: str) -> int:
+        if path.endswith("/imports"):
+            return import_limit
+        if path.startswith(LEGAL_PATHS):
+            return legal_limit
+        return upload_limit
+
+    app.add_middleware(ServiceMiddleware, body_limit=body_limit)
     install_console(app)  # after ServiceMiddleware: its headers cover every /console answer
     return app
 
