@@ -17,6 +17,7 @@ import pyzipper  # type: ignore[import-untyped]
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vigil.legal.certification import certification_902_11_pdf, certification_902_14_pdf
 from vigil.legal.package import (
     BuiltPackage,
     Certification,
@@ -24,8 +25,6 @@ from vigil.legal.package import (
     PackageError,
     PackageFile,
     build_package,
-    certification_902_11_pdf,
-    certification_902_14_pdf,
     manifest_entries,
     new_password,
     open_package,
